@@ -1,0 +1,44 @@
+"""xbce: binary cross-entropy that gives exactly what PyTorch gives, on every array library.
+
+``binary_cross_entropy`` and ``binary_cross_entropy_with_logits`` mirror
+``torch.nn.functional``; ``BCELoss`` and ``BCEWithLogitsLoss`` mirror ``torch.nn``.
+They accept NumPy, PyTorch, JAX, CuPy, Dask and array-api-strict arrays (anything
+``array-api-compat`` knows) and return an array of the same library on the same device.
+Importing xbce imports no array library.
+"""
+
+from __future__ import annotations
+
+from ._checks import (
+    DtypeMismatchError,
+    InvalidValueError,
+    ShapeMismatchError,
+    UnsupportedDtypeError,
+)
+from ._functional import (
+    binary_cross_entropy,
+    binary_cross_entropy_backward,
+    binary_cross_entropy_target_backward,
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_backward,
+    binary_cross_entropy_with_logits_target_backward,
+)
+from ._modules import BCELoss, BCEWithLogitsLoss
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "DtypeMismatchError",
+    "InvalidValueError",
+    "ShapeMismatchError",
+    "UnsupportedDtypeError",
+    "__version__",
+    "binary_cross_entropy",
+    "binary_cross_entropy_backward",
+    "binary_cross_entropy_target_backward",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_backward",
+    "binary_cross_entropy_with_logits_target_backward",
+]

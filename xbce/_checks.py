@@ -1,0 +1,155 @@
+"""Argument checks: PyTorch's errors, raised before any arithmetic happens.
+
+Exceptions carry PyTorch's messages and can be caught as the exception PyTorch raises
+*and* as the Python exception a user of NumPy or JAX would expect (see the classes).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from ._formulas import MEAN, NONE, SUM, numel
+
+Array = Any
+Namespace = Any
+
+
+class InvalidValueError(ValueError, RuntimeError):
+    """An input or target outside [0, 1] (or NaN): torch raises ``RuntimeError``."""
+
+
+class ShapeMismatchError(ValueError, RuntimeError):
+    """A weight or pos_weight that does not broadcast into the input's shape."""
+
+
+class DtypeMismatchError(TypeError, RuntimeError):
+    """Input and target of different dtypes (torch: ``RuntimeError: Found dtype ...``)."""
+
+
+class UnsupportedDtypeError(TypeError, NotImplementedError):
+    """An integer, bool or complex input (torch: ``NotImplementedError``)."""
+
+
+_REDUCTIONS = (NONE, MEAN, SUM)
+
+
+def reduction(value: object) -> str:
+    """Validate ``reduction`` as ``torch.nn._reduction.get_enum`` does."""
+    if value == "elementwise_mean":
+        warnings.warn(
+            "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return MEAN
+    if not isinstance(value, str) or value not in _REDUCTIONS:
+        raise ValueError(f"{value} is not a valid value for reduction")
+    return value
+
+
+def is_array(a: object) -> bool:
+    return hasattr(a, "shape") and hasattr(a, "dtype")
+
+
+def arrays(**named: object) -> None:
+    for name, a in named.items():
+        if a is not None and not is_array(a):
+            raise TypeError(f"{name} must be an array, not {type(a).__name__}")
+
+
+def same_shape(x: Array, y: Array, *, logits: bool) -> None:
+    """torch.nn.functional's shape check: no broadcasting between input and target."""
+    if tuple(x.shape) == tuple(y.shape):
+        return
+    if logits:
+        msg = f"Target size ({y.shape}) must be the same as input size ({x.shape})"
+    else:
+        msg = (
+            f"Using a target size ({y.shape}) that is different to the input size "
+            f"({x.shape}) is deprecated. Please ensure they have the same size."
+        )
+    raise ValueError(msg)
+
+
+def _name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.").removeprefix("array_api_strict.")
+
+
+def floating(x: Array, op: str, xp: Namespace) -> None:
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise UnsupportedDtypeError(f'"{op}" not implemented for \'{_name(x.dtype)}\'')
+
+
+def same_dtype(x: Array, y: Array) -> None:
+    if x.dtype != y.dtype:
+        raise DtypeMismatchError(
+            f"Found dtype {_name(y.dtype)} but expected {_name(x.dtype)}"
+        )
+
+
+def logits_target(t: Array, xp: Namespace) -> None:
+    """BCE-with-logits computes in the target's dtype, so it must be floating."""
+    if xp.isdtype(t.dtype, "bool"):
+        raise UnsupportedDtypeError(
+            "Subtraction, the `-` operator, with two bool tensors is not supported. "
+            "Use the `^` or `logical_xor()` operator instead."
+        )
+    if not xp.isdtype(t.dtype, "real floating"):
+        raise UnsupportedDtypeError(
+            f"result type Float can't be cast to the desired output type {_name(t.dtype)}"
+        )
+
+
+def broadcasts_into(w: Array, shape: tuple[int, ...], name: str) -> None:
+    """``w`` must broadcast into ``shape`` (right-aligned); the result never grows."""
+    wshape, shape = tuple(w.shape), tuple(shape)
+    ndim = max(len(wshape), len(shape))
+    for i in range(1, min(len(wshape), len(shape)) + 1):
+        a, b = wshape[-i], shape[-i]
+        if a not in (1, b):
+            raise ShapeMismatchError(
+                f"{name} of shape {wshape} does not broadcast to the input shape "
+                f"{shape}: the size of tensor a ({a}) must match the size of tensor b "
+                f"({b}) at non-singleton dimension {ndim - i}"
+            )
+    if len(wshape) > len(shape):
+        grown = wshape[: ndim - len(shape)] + shape
+        raise ShapeMismatchError(
+            f"{name} of shape {wshape} would grow the result: output with shape "
+            f"{list(shape)} doesn't match the broadcast shape {list(grown)}"
+        )
+
+
+def not_differentiable(op: str, **named: Any) -> None:
+    """torch refuses ``weight``/``pos_weight`` that require grad (under grad mode)."""
+    import torch  # only reached for torch tensors
+
+    if not torch.is_grad_enabled():
+        return
+    for name, a in named.items():
+        if a is not None and a.requires_grad:
+            raise RuntimeError(
+                f"The function '{op}' is not differentiable with respect to argument "
+                f"'{name}'. This input cannot have requires_grad True."
+            )
+
+
+def unit_interval(x: Array, y: Array, xp: Namespace) -> None:
+    """Eager arrays only: every input and target element must lie in [0, 1].
+
+    One host synchronisation for both arrays: ``min``/``max`` propagate NaN, and NaN
+    fails both comparisons. When something fails, the first bad element in memory
+    order decides the message, as in torch's per-element kernel.
+    """
+    if numel(x) == 0:
+        return
+    ok = (xp.min(x) >= 0) & (xp.max(x) <= 1) & (xp.min(y) >= 0) & (xp.max(y) <= 1)
+    if bool(ok):
+        return
+    bad_x = xp.reshape(~((x >= 0) & (x <= 1)), (-1,))
+    bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
+    first_x = int(xp.argmax(xp.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
+    first_y = int(xp.argmax(xp.astype(bad_y, xp.int8))) if bool(xp.any(bad_y)) else None
+    which = "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
+    raise InvalidValueError(f"all elements of {which} should be between 0 and 1")

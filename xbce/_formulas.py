@@ -1,0 +1,296 @@
+"""The math of xbce, written once against the Python array API standard.
+
+Every function here takes the array namespace ``xp`` as a required keyword and uses
+only the standard, so the same lines run on NumPy, PyTorch, JAX, CuPy, Dask and
+``array-api-strict``. Nothing here validates arguments (see ``_checks``) and nothing
+here knows about autodiff (see ``_torch_autograd`` and ``_jax_autodiff``, which only
+wire the gradient terms below into their frameworks).
+
+The op order and the per-op rounding are PyTorch 2.13's CPU kernels
+(``aten/src/ATen/native/Loss.cpp``, ``torch/csrc/autograd/FunctionsManual.cpp``):
+
+* every operation rounds to its dtype; float16/bfloat16 ops are evaluated in
+  float32 and rounded to half after *each* op (as ``c10::Half`` arithmetic does),
+  except ``log_sigmoid`` and ``sigmoid``, which torch evaluates wholly in float32 and
+  rounds once;
+* an operation torch performs *in place* (``loss.mul_(weight)``) keeps the dtype of
+  its left operand, whatever the dtype of the right one;
+* ``mean`` is ``sum / numel`` (not a weighted mean); half types are summed in float32.
+
+Gradients are the hand-written formulas PyTorch's autograd uses, not derivatives of
+the forward (see :class:`GradTerms`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+Array = Any
+Namespace = Any
+
+NONE, MEAN, SUM = "none", "mean", "sum"
+
+#: ``max(log, -100)``: PyTorch's clamp of each log term of BCE.
+LOG_CLAMP = -100.0
+#: PyTorch's backward epsilon is the *float32* constant ``1e-12f`` cast to the input
+#: dtype: 9.999999960041972e-13 in float32 and float64, 1.0018652574217413e-12 in
+#: bfloat16, and 0 in float16 (it underflows).
+BACKWARD_EPS = 1e-12
+
+
+# --------------------------------------------------------------------------- dtypes
+def is_half(dtype: Any, xp: Namespace) -> bool:
+    """Whether ``dtype`` is float16 or bfloat16 (evaluated via float32, per op)."""
+    return any(
+        getattr(xp, name, None) is not None and dtype == getattr(xp, name)
+        for name in ("float16", "bfloat16")
+    )
+
+
+def _cast(a: Array, dtype: Any, xp: Namespace) -> Array:
+    return a if a.dtype == dtype else xp.astype(a, dtype)
+
+
+def _in_place(a: Array, b: Array, op: str, xp: Namespace) -> Array:
+    """``a.mul_(b)`` / ``a.sub_(b)``: compute in the promoted dtype, keep ``a``'s."""
+    if b.dtype != a.dtype and not xp.isdtype(b.dtype, "real floating"):
+        b = xp.astype(b, a.dtype)  # integer or bool weights, as torch promotes them
+    out = a * b if op == "mul" else a - b
+    return _cast(out, a.dtype, xp)
+
+
+def _in_float32(fn: Any, x: Array, xp: Namespace) -> Array:
+    """``fn(x)`` evaluated in float32 and rounded once for half types (torch's opmath)."""
+    if is_half(x.dtype, xp):
+        return xp.astype(fn(xp.astype(x, xp.float32), xp), x.dtype)
+    return fn(x, xp)
+
+
+def _log_sigmoid(x: Array, xp: Namespace) -> Array:
+    # torch's CPU kernel: min(x, 0) - log1p(exp(-|x|)); not softplus, not max-trick
+    return xp.minimum(x, 0.0) - xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def _sigmoid(x: Array, xp: Namespace) -> Array:
+    return 1.0 / (1.0 + xp.exp(-x))
+
+
+def log_sigmoid(x: Array, *, xp: Namespace) -> Array:
+    """``log(sigmoid(x))`` as torch computes it (half types in float32, rounded once)."""
+    return _in_float32(_log_sigmoid, x, xp)
+
+
+def sigmoid(x: Array, *, xp: Namespace) -> Array:
+    """``1 / (1 + exp(-x))`` as torch computes it (half types in float32, rounded once)."""
+    return _in_float32(_sigmoid, x, xp)
+
+
+# ------------------------------------------------------------------------ reduction
+def numel(a: Array) -> int:
+    return math.prod(a.shape)
+
+
+def reduce(loss: Array, reduction: str, *, xp: Namespace) -> Array:
+    """torch's ``apply_loss_reduction``: ``none``, ``sum``, or ``mean = sum / numel``.
+
+    Half types accumulate in float32 and round once; the division is in float32 too.
+    """
+    if reduction == NONE:
+        return loss
+    acc = xp.float32 if is_half(loss.dtype, xp) else loss.dtype
+    total = xp.sum(loss, dtype=acc)
+    if reduction == MEAN:
+        n = numel(loss)
+        # 0/0 is NaN (torch returns NaN for the mean of an empty tensor, silently)
+        total = total / n if n != 0 else total * math.nan
+    return _cast(total, loss.dtype, xp)
+
+
+def _scale_by_numel(g: Array, n: int, xp: Namespace) -> Array:
+    """``g.div_(numel)``: the divisor is a float32/float64 scalar, never a half."""
+    if is_half(g.dtype, xp):
+        return xp.astype(xp.astype(g, xp.float32) / n, g.dtype)
+    return g / n
+
+
+# -------------------------------------------------------------------------- forward
+def bce_elementwise(x: Array, y: Array, *, xp: Namespace) -> Array:
+    """``(y - 1) * max(log1p(-x), -100) - y * max(log(x), -100)``, per-op rounded."""
+    log_1mx = xp.maximum(xp.log1p(-x), LOG_CLAMP)
+    log_x = xp.maximum(xp.log(x), LOG_CLAMP)
+    return (y - 1.0) * log_1mx - y * log_x
+
+
+def bce(
+    x: Array,
+    y: Array,
+    weight: Array | None,
+    reduction: str,
+    *,
+    xp: Namespace,
+    lazy: bool = False,
+) -> Array:
+    """Binary cross-entropy on probabilities, torch's op order (see module docstring).
+
+    ``lazy=True`` (values not checked beforehand) turns out-of-range targets into NaN.
+    """
+    loss = bce_elementwise(x, y, xp=xp)
+    if lazy:
+        loss = poison_out_of_range_targets(loss, y, xp=xp)
+    if weight is not None:
+        loss = _in_place(loss, weight, "mul", xp)
+    return reduce(loss, reduction, xp=xp)
+
+
+def bce_with_logits_elementwise(
+    x: Array, t: Array, pos_weight: Array | None, *, xp: Namespace
+) -> Array:
+    """``(1 - t) * x - log_sigmoid(x) * (1 + (p - 1) * t)``, in the target's dtype."""
+    ls = log_sigmoid(x, xp=xp)
+    if pos_weight is not None:
+        if not xp.isdtype(pos_weight.dtype, "real floating"):
+            pos_weight = xp.astype(pos_weight, t.dtype)
+        ls = _in_place(ls, (pos_weight - 1.0) * t + 1.0, "mul", xp)
+    loss = _in_place(1.0 - t, x, "mul", xp)
+    return _in_place(loss, ls, "sub", xp)
+
+
+def bce_with_logits(
+    x: Array,
+    t: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    reduction: str,
+    *,
+    xp: Namespace,
+) -> Array:
+    """Binary cross-entropy on logits, torch's op order; the result has ``t``'s dtype."""
+    loss = bce_with_logits_elementwise(x, t, pos_weight, xp=xp)
+    if weight is not None:
+        loss = _in_place(loss, weight, "mul", xp)
+    return reduce(loss, reduction, xp=xp)
+
+
+def poison_out_of_range_targets(loss: Array, y: Array, *, xp: Namespace) -> Array:
+    """Lazy arrays only: NaN where the BCE target is outside [0, 1] (or NaN).
+
+    An input outside [0, 1], NaN or inf already makes ``bce_elementwise`` NaN through
+    its logs; a bad *target* would give a finite, wrong number, so it is masked here.
+    Eager arrays are checked (and raise) instead; see ``_checks.unit_interval``.
+    """
+    ok = (y >= 0.0) & (y <= 1.0)
+    return xp.where(ok, loss, xp.asarray(math.nan, dtype=loss.dtype))
+
+
+# ------------------------------------------------------------------------ gradients
+class GradTerms(NamedTuple):
+    """One of torch's hand-written gradients, as the chain it applies to ``grad``.
+
+    ``grad_in = (((grad * coef) / divisor) * weight) / numel``, each step rounded to
+    ``dtype`` (``divisor``, ``weight`` and ``numel`` are skipped when ``None``). The
+    backward functions and torch's autograd apply the chain in this order; the JAX
+    JVP applies it in reverse to a tangent, so that its *transpose* (reverse mode)
+    performs exactly torch's operations in torch's order.
+    """
+
+    coef: Array
+    divisor: Array | None
+    weight: Array | None
+    numel: int | None
+    dtype: Any
+
+
+def _terms(
+    coef: Array,
+    divisor: Array | None,
+    weight: Array | None,
+    reduction: str,
+    like: Array,
+) -> GradTerms:
+    n = numel(like) if reduction == MEAN else None
+    return GradTerms(coef, divisor, weight, n, like.dtype)
+
+
+def bce_input_grad_terms(
+    x: Array, y: Array, weight: Array | None, reduction: str, *, xp: Namespace
+) -> GradTerms:
+    """``grad * (x - y) / max((1 - x) * x, eps) * weight [/ numel]`` (Loss.cpp).
+
+    ``eps`` is ``float32(1e-12)`` cast to ``x.dtype``: 0 in float16, which gives NaN
+    at ``x = y`` in {0, 1} and +-inf at the other endpoint, exactly like torch.
+    """
+    eps = xp.astype(xp.asarray(BACKWARD_EPS, dtype=xp.float32), x.dtype)
+    divisor = xp.maximum((1.0 - x) * x, eps)
+    return _terms(x - y, divisor, weight, reduction, x)
+
+
+def bce_target_grad_terms(
+    x: Array, y: Array, weight: Array | None, reduction: str, *, xp: Namespace
+) -> GradTerms:
+    """``-logit(x) * grad * weight [/ numel]``, ``logit(x) = log(x / (1 - x))``.
+
+    Unclamped, so +inf at ``x = 0`` and -inf at ``x = 1`` (FunctionsManual.cpp).
+    """
+    return _terms(-xp.log(x / (1.0 - x)), None, weight, reduction, y)
+
+
+def bce_with_logits_input_grad_terms(
+    x: Array,
+    t: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    reduction: str,
+    *,
+    xp: Namespace,
+) -> GradTerms:
+    """``((p*t + 1 - t) * sigmoid(x) - p*t) * grad``; ``(sigmoid(x) - t) * grad`` w/o p."""
+    sig = sigmoid(x, xp=xp)
+    if pos_weight is None:
+        coef = sig - t
+    else:
+        pt = pos_weight * t
+        coef = (pt + 1.0 - t) * sig - pt
+    return _terms(coef, None, weight, reduction, x)
+
+
+def bce_with_logits_target_grad_terms(
+    x: Array,
+    t: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    reduction: str,
+    *,
+    xp: Namespace,
+) -> GradTerms:
+    """``(log_sigmoid(-x) - log_sigmoid(x) * p) * grad``; ``-x * grad`` without p."""
+    if pos_weight is None:
+        coef = -x
+    else:
+        coef = log_sigmoid(-x, xp=xp) - log_sigmoid(x, xp=xp) * pos_weight
+    return _terms(coef, None, weight, reduction, t)
+
+
+def apply_backward(grad: Array, terms: GradTerms, *, xp: Namespace) -> Array:
+    """Apply ``terms`` to an upstream gradient in torch's order (the VJP)."""
+    g = grad * terms.coef
+    if terms.divisor is not None:
+        g = g / terms.divisor
+    g = _cast(g, terms.dtype, xp)
+    if terms.weight is not None:
+        g = _in_place(g, terms.weight, "mul", xp)
+    if terms.numel is not None:
+        g = _scale_by_numel(g, terms.numel, xp)
+    return g
+
+
+def apply_tangent(tangent: Array, terms: GradTerms, *, xp: Namespace) -> Array:
+    """The same chain in reverse order (the JVP); its transpose is ``apply_backward``."""
+    t = _cast(tangent, terms.dtype, xp)
+    if terms.numel is not None:
+        t = _scale_by_numel(t, terms.numel, xp)
+    if terms.weight is not None:
+        t = _in_place(t, terms.weight, "mul", xp)
+    if terms.divisor is not None:
+        t = t / terms.divisor
+    return t * terms.coef

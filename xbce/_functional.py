@@ -1,0 +1,434 @@
+"""Public functions: check arguments, pick the namespace, hand over to the formulas.
+
+Each function infers ``xp`` from its arrays, raises PyTorch's errors before touching
+data, then evaluates ``_formulas`` in that namespace: directly (NumPy, CuPy, Dask,
+array-api-strict, torch without autograd), through ``torch.autograd`` when torch
+would record gradients, or through ``jax.custom_jvp`` for JAX arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from . import _checks
+from . import _formulas as F
+from ._compat import (
+    array_namespace,
+    is_dask_namespace,
+    is_jax_namespace,
+    is_torch_namespace,
+)
+
+Array = Any
+
+_BCE = "binary_cross_entropy"
+_BCEWL = "binary_cross_entropy_with_logits"
+
+
+# ------------------------------------------------------------------ backend helpers
+def _is_lazy(xp: Any, *arrays: Array) -> bool:
+    """Arrays whose values xbce must not read: tracers, task graphs, fake tensors."""
+    if is_dask_namespace(xp):
+        return True
+    if is_jax_namespace(xp):
+        import jax
+
+        return any(isinstance(a, jax.core.Tracer) for a in arrays)
+    if is_torch_namespace(xp):
+        import torch
+
+        if torch.compiler.is_compiling():
+            return True
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        return any(wrapped(a) or a.device.type == "meta" for a in arrays)
+    return False
+
+
+@contextlib.contextmanager
+def _quiet(xp: Any) -> Iterator[None]:
+    """Silence NumPy's log(0) warnings: -inf there is intended (then clamped)."""
+    np = sys.modules.get("numpy")
+    if np is None or is_torch_namespace(xp) or is_jax_namespace(xp):
+        yield
+        return
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        yield
+
+
+def _prepare(
+    op: str,
+    input: Array,
+    target: Array,
+    reduction: str,
+    *,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    grad_output: Array | None = None,
+) -> tuple[Any, str]:
+    """Every check that does not read values; returns ``(xp, reduction)``."""
+    reduction = _checks.reduction(reduction)
+    _checks.arrays(
+        input=input, target=target, weight=weight, pos_weight=pos_weight, grad_output=grad_output
+    )
+    xp = array_namespace(input, target, weight, pos_weight, grad_output)
+    logits = op == _BCEWL
+    _checks.same_shape(input, target, logits=logits)
+    if logits:
+        _checks.floating(input, "log_sigmoid", xp)
+        _checks.logits_target(target, xp)
+    else:
+        _checks.floating(input, op, xp)
+        _checks.same_dtype(input, target)
+    shape = tuple(input.shape)
+    if weight is not None:
+        _checks.broadcasts_into(weight, shape, "weight")
+    if pos_weight is not None:
+        _checks.broadcasts_into(pos_weight, shape, "pos_weight")
+    if grad_output is not None:
+        _checks.broadcasts_into(grad_output, () if reduction != F.NONE else shape, "grad_output")
+    if is_torch_namespace(xp):
+        _checks.not_differentiable(op, weight=weight, pos_weight=pos_weight)
+    return xp, reduction
+
+
+# ------------------------------------------------------------------------- forward
+def binary_cross_entropy(
+    input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
+) -> Array:
+    r"""Binary cross-entropy between probabilities and targets, exactly as PyTorch.
+
+    The drop-in for :func:`torch.nn.functional.binary_cross_entropy`, for any array
+    API library. Per element, in PyTorch's order of operations::
+
+        loss = (y - 1) * max(log1p(-x), -100) - y * max(log(x), -100)
+        loss = loss * weight                      # if given
+        out  = loss | sum(loss) | sum(loss) / numel(loss)
+
+    Each log is clamped at -100 *before* it is multiplied, so ``x = 0`` or ``1``
+    gives a loss of 0 or 100, never ``inf`` or NaN (``x = y = 1`` gives ``-0.0``).
+    There is no epsilon clipping of ``x`` (unlike Keras' 1e-7 or scikit-learn's
+    machine epsilon).
+
+    Parameters
+    ----------
+    input : array
+        Probabilities ``x`` in [0, 1], any shape, a real floating dtype
+        (float16, bfloat16, float32, float64).
+    target : array
+        Targets ``y`` in [0, 1] (soft targets allowed), same shape and dtype as
+        ``input``. There is no broadcasting between ``input`` and ``target``.
+    weight : array, optional
+        Rescales each element's loss. It must broadcast *into* ``input.shape``
+        (right-aligned, e.g. shape ``(C,)`` for the last axis); the result never
+        grows. Any numeric dtype; the result keeps ``input``'s dtype.
+    reduction : {'mean', 'sum', 'none'}
+        ``'mean'`` is ``sum(weight * loss) / numel`` (*not* a weighted mean; NaN for
+        empty input), ``'sum'`` the sum (0 for empty input), ``'none'`` the
+        elementwise losses.
+
+    Returns
+    -------
+    array
+        ``input``'s dtype, namespace and device; 0-d unless ``reduction='none'``.
+
+    Raises
+    ------
+    ValueError
+        ``reduction`` not one of the three (checked before anything else), or
+        ``target.shape != input.shape`` (PyTorch's message).
+    ValueError and RuntimeError
+        (one exception class, catchable as either) an ``input`` or ``target``
+        element outside [0, 1], NaN or inf: "all elements of input should be
+        between 0 and 1". Checked on eager arrays only (NumPy, CuPy,
+        array-api-strict, PyTorch on any device, JAX outside transformations);
+        on CUDA this is a normal exception, where PyTorch hits a device-side
+        assert. Lazy arrays (Dask, JAX tracers under ``jit``/``grad``/``vmap``,
+        ``torch.compile``, ``torch.func``) are never read: there an invalid element
+        makes the loss NaN instead.
+    ValueError and RuntimeError
+        ``weight`` that does not broadcast into ``input.shape``.
+    TypeError and RuntimeError
+        ``target.dtype != input.dtype`` (no type promotion, as in PyTorch).
+    TypeError and NotImplementedError
+        an integer, bool or complex ``input``.
+    RuntimeError
+        (PyTorch only) a ``weight`` that requires grad.
+
+    Notes
+    -----
+    float16/bfloat16 are computed op by op, each op rounded to half (the logs in
+    float32), and reductions accumulate in float32, which is what PyTorch does.
+    Gradients (PyTorch autograd, JAX ``grad``/``jvp``) are PyTorch's hand-written
+    ones, not the derivative of this formula: see
+    :func:`binary_cross_entropy_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xbce
+    >>> p = np.asarray([[0.5401], [0.4482]], dtype=np.float32)
+    >>> y = np.asarray([[1.0], [0.0]], dtype=np.float32)
+    >>> float(xbce.binary_cross_entropy(p, y))
+    0.6052852869033813
+    >>> float(xbce.binary_cross_entropy(p, y, reduction="sum"))
+    1.2105705738067627
+    """
+    xp, reduction = _prepare(_BCE, input, target, reduction, weight=weight)
+    lazy = _is_lazy(xp, input, target)
+    if not lazy:
+        _checks.unit_interval(input, target, xp)
+    if is_torch_namespace(xp):
+        from . import _torch_autograd as T
+
+        if T.needs_autograd(input, target):
+            return T.BCE.apply(input, target, weight, reduction, xp)
+    elif is_jax_namespace(xp):
+        from . import _jax_autodiff as J
+
+        return (J.bce if lazy else J.bce_jit)(reduction, lazy, input, target, weight)
+    with _quiet(xp):
+        return F.bce(input, target, weight, reduction, xp=xp, lazy=lazy)
+
+
+def binary_cross_entropy_with_logits(
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    pos_weight: Array | None = None,
+) -> Array:
+    r"""Binary cross-entropy on logits, exactly as PyTorch (sigmoid fused in).
+
+    The drop-in for :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
+    Per element, with ``p = pos_weight`` (1 when absent)::
+
+        log_sigmoid(x) = min(x, 0) - log1p(exp(-|x|))
+        loss = (1 - t) * x - log_sigmoid(x) * (1 + (p - 1) * t)
+        loss = loss * weight                      # if given
+        out  = loss | sum(loss) | sum(loss) / numel(loss)
+
+    This equals ``-[p t log(sigmoid(x)) + (1 - t) log(1 - sigmoid(x))]`` and is
+    preferable to ``binary_cross_entropy(sigmoid(x), t)``: no -100 clamp, no
+    saturation at 1. Like PyTorch, it is NaN at ``x = -inf`` and at ``x = +inf``
+    with ``t = 1``, and a very small loss (``x <= -17``, ``t = 0`` in float32)
+    cancels to 0.
+
+    Parameters
+    ----------
+    input : array
+        Logits ``x``, any shape, a real floating dtype. Not clamped.
+    target : array
+        Targets ``t``, same shape as ``input``, real floating. Not range-checked
+        (PyTorch accepts any value, e.g. 2 or NaN). The result has ``target``'s
+        dtype, which may differ from ``input``'s (PyTorch's rule).
+    weight : array, optional
+        Rescales each element's loss; must broadcast into ``input.shape``.
+    reduction : {'mean', 'sum', 'none'}
+        As in :func:`binary_cross_entropy`.
+    pos_weight : array, optional
+        Weight of the positive term, broadcast right-aligned against the target:
+        a ``(C,)`` array weights the *last* axis (use ``(C, 1, 1)`` for the
+        channel axis of ``(N, C, H, W)``). Must broadcast into ``input.shape``.
+        Zero and negative values are used as given.
+
+    Returns
+    -------
+    array
+        ``target``'s dtype, ``input``'s namespace and device.
+
+    Raises
+    ------
+    ValueError
+        Bad ``reduction``; ``target.shape != input.shape``.
+    ValueError and RuntimeError
+        ``weight`` or ``pos_weight`` that does not broadcast into ``input.shape``.
+    TypeError and NotImplementedError
+        a non-floating ``input`` or ``target``.
+    RuntimeError
+        (PyTorch only) a ``weight`` or ``pos_weight`` that requires grad.
+
+    Notes
+    -----
+    For float16/bfloat16, ``log_sigmoid`` is evaluated in float32 and rounded once;
+    every other op rounds to half. Gradients are PyTorch's:
+    ``((p t + 1 - t) sigmoid(x) - p t) * grad`` for the input, see
+    :func:`binary_cross_entropy_with_logits_backward`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import xbce
+    >>> x = np.full((10, 64), 1.5, dtype=np.float32)
+    >>> t = np.ones((10, 64), dtype=np.float32)
+    >>> loss = xbce.binary_cross_entropy_with_logits(x, t, pos_weight=np.ones(64, np.float32))
+    >>> round(float(loss), 6)
+    0.201413
+    """
+    xp, reduction = _prepare(
+        _BCEWL, input, target, reduction, weight=weight, pos_weight=pos_weight
+    )
+    if is_torch_namespace(xp):
+        from . import _torch_autograd as T
+
+        if T.needs_autograd(input, target):
+            return T.BCEWithLogits.apply(input, target, weight, pos_weight, reduction, xp)
+    elif is_jax_namespace(xp):
+        from . import _jax_autodiff as J
+
+        fn = J.bce_with_logits if _is_lazy(xp, input, target) else J.bce_with_logits_jit
+        return fn(reduction, input, target, weight, pos_weight)
+    with _quiet(xp):
+        return F.bce_with_logits(input, target, weight, pos_weight, reduction, xp=xp)
+
+
+# ------------------------------------------------------------------------ backward
+def _backward(
+    op: str,
+    which: str,
+    grad_output: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    reduction: str,
+) -> Array:
+    xp, reduction = _prepare(
+        op,
+        input,
+        target,
+        reduction,
+        weight=weight,
+        pos_weight=pos_weight,
+        grad_output=grad_output,
+    )
+    with _quiet(xp):
+        if op == _BCE:
+            make = F.bce_input_grad_terms if which == "input" else F.bce_target_grad_terms
+            terms = make(input, target, weight, reduction, xp=xp)
+        else:
+            make = (
+                F.bce_with_logits_input_grad_terms
+                if which == "input"
+                else F.bce_with_logits_target_grad_terms
+            )
+            terms = make(input, target, weight, pos_weight, reduction, xp=xp)
+        return F.apply_backward(grad_output, terms, xp=xp)
+
+
+def binary_cross_entropy_backward(
+    grad_output: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Gradient of :func:`binary_cross_entropy` w.r.t. ``input``, as PyTorch computes it.
+
+    PyTorch's ``aten::binary_cross_entropy_backward``, for libraries without
+    autodiff (NumPy, CuPy, Dask, array-api-strict); PyTorch autograd and JAX use the
+    same formula through :func:`binary_cross_entropy`::
+
+        grad_input = grad_output * (x - y) / max((1 - x) * x, eps) * weight [/ numel]
+
+    with ``eps = float32(1e-12)`` cast to ``x``'s dtype (0 in float16). This is
+    **not** the derivative of the forward: it ignores the -100 clamp (at ``x = 0``,
+    ``y = 1`` it is about -1e12, not 0) and caps ``|grad|`` near 0 and 1, where the
+    true derivative ``(x - y) / (x (1 - x))`` is unbounded. In float16 it is NaN at
+    ``x = y`` in {0, 1} and +-inf near the other endpoint, as in PyTorch.
+
+    Parameters
+    ----------
+    grad_output : array
+        The upstream gradient: 0-d for ``'mean'``/``'sum'``, broadcastable into
+        ``input.shape`` for ``'none'``.
+    input, target, weight, reduction
+        As in :func:`binary_cross_entropy` (values are not range-checked, as in
+        PyTorch's backward).
+
+    Returns
+    -------
+    array
+        Shape and dtype of ``input``.
+    """
+    return _backward(_BCE, "input", grad_output, input, target, weight, None, reduction)
+
+
+def binary_cross_entropy_target_backward(
+    grad_output: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    reduction: str = "mean",
+) -> Array:
+    r"""Gradient of :func:`binary_cross_entropy` w.r.t. ``target``, as PyTorch.
+
+    PyTorch's ``binary_cross_entropy_target_backward``::
+
+        grad_target = -logit(x) * grad_output * weight [/ numel],  logit(x) = log(x / (1 - x))
+
+    Unclamped: ``+inf`` at ``x = 0`` and ``-inf`` at ``x = 1`` for every target,
+    although the forward clamps its logs at -100.
+
+    Returns
+    -------
+    array
+        Shape and dtype of ``target``.
+    """
+    return _backward(_BCE, "target", grad_output, input, target, weight, None, reduction)
+
+
+def binary_cross_entropy_with_logits_backward(
+    grad_output: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    pos_weight: Array | None = None,
+) -> Array:
+    r"""Gradient of :func:`binary_cross_entropy_with_logits` w.r.t. ``input``, as PyTorch.
+
+    ::
+
+        grad_input = ((p t + 1 - t) * sigmoid(x) - p t) * grad_output * weight [/ numel]
+        grad_input = (sigmoid(x) - t) * grad_output * weight [/ numel]    # no pos_weight
+
+    Finite at ``x = +-inf`` (0, +-1 or +-p) even where the loss is NaN. At ``x = 0``
+    with ``pos_weight`` this differs from differentiating the forward's ``min(x, 0)``
+    (which picks one side of the kink); PyTorch's and xbce's value is the true one.
+
+    Returns
+    -------
+    array
+        Shape and dtype of ``input``.
+    """
+    return _backward(
+        _BCEWL, "input", grad_output, input, target, weight, pos_weight, reduction
+    )
+
+
+def binary_cross_entropy_with_logits_target_backward(
+    grad_output: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None = None,
+    reduction: str = "mean",
+    pos_weight: Array | None = None,
+) -> Array:
+    r"""Gradient of :func:`binary_cross_entropy_with_logits` w.r.t. ``target``, as PyTorch.
+
+    ::
+
+        grad_target = (log_sigmoid(-x) - log_sigmoid(x) * p) * grad_output * weight [/ numel]
+        grad_target = -x * grad_output * weight [/ numel]                 # no pos_weight
+
+    Returns
+    -------
+    array
+        Shape and dtype of ``target``.
+    """
+    return _backward(
+        _BCEWL, "target", grad_output, input, target, weight, pos_weight, reduction
+    )

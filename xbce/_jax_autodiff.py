@@ -1,0 +1,87 @@
+"""JAX adapter: torch's hand-written gradients as a ``jax.custom_jvp``.
+
+Imported only when xbce is handed JAX arrays. The JVP applies ``_formulas``' gradient
+terms in reverse order (``apply_tangent``), so that reverse mode, which JAX derives by
+transposing the JVP, performs torch's backward operations in torch's order. One rule
+thus serves ``jax.grad``/``vjp`` (torch's backward) and ``jax.jvp``/``jacfwd`` (torch's
+forward-mode formula), and composes with ``jit`` and ``vmap``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from . import _formulas as F
+
+
+def _refuse(op: str, **tangents: Any) -> None:
+    for name, t in tangents.items():
+        if t is not None and not isinstance(t, SymbolicZero):
+            raise TypeError(
+                f"The function '{op}' is not differentiable with respect to argument "
+                f"'{name}' (PyTorch refuses it too)."
+            )
+
+
+def _tangent_out(parts: list[Any], out: Any, reduction: str) -> Any:
+    if not parts:
+        return jnp.zeros_like(out)
+    total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+    total = F.reduce(total, F.NONE if reduction == F.NONE else F.SUM, xp=jnp)
+    return total.astype(out.dtype)
+
+
+def _live(t: Any) -> bool:
+    return not isinstance(t, SymbolicZero)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def bce(reduction: str, lazy: bool, x: Any, y: Any, w: Any) -> Any:
+    return F.bce(x, y, w, reduction, xp=jnp, lazy=lazy)
+
+
+def _bce_jvp(reduction: str, lazy: bool, primals: Any, tangents: Any) -> Any:
+    x, y, w = primals
+    xt, yt, wt = tangents
+    _refuse("binary_cross_entropy", weight=wt)
+    out = bce(reduction, lazy, x, y, w)
+    parts = []
+    if _live(xt):
+        parts.append(F.apply_tangent(xt, F.bce_input_grad_terms(x, y, w, reduction, xp=jnp), xp=jnp))
+    if _live(yt):
+        parts.append(F.apply_tangent(yt, F.bce_target_grad_terms(x, y, w, reduction, xp=jnp), xp=jnp))
+    return out, _tangent_out(parts, out, reduction)
+
+
+bce.defjvp(_bce_jvp, symbolic_zeros=True)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def bce_with_logits(reduction: str, x: Any, t: Any, w: Any, p: Any) -> Any:
+    return F.bce_with_logits(x, t, w, p, reduction, xp=jnp)
+
+
+def _bce_with_logits_jvp(reduction: str, primals: Any, tangents: Any) -> Any:
+    x, t, w, p = primals
+    xt, tt, wt, pt = tangents
+    _refuse("binary_cross_entropy_with_logits", weight=wt, pos_weight=pt)
+    out = bce_with_logits(reduction, x, t, w, p)
+    parts = []
+    if _live(xt):
+        terms = F.bce_with_logits_input_grad_terms(x, t, w, p, reduction, xp=jnp)
+        parts.append(F.apply_tangent(xt, terms, xp=jnp).astype(out.dtype))
+    if _live(tt):
+        terms = F.bce_with_logits_target_grad_terms(x, t, w, p, reduction, xp=jnp)
+        parts.append(F.apply_tangent(tt, terms, xp=jnp))
+    return out, _tangent_out(parts, out, reduction)
+
+
+bce_with_logits.defjvp(_bce_with_logits_jvp, symbolic_zeros=True)
+
+bce_jit = jax.jit(bce, static_argnums=(0, 1))
+bce_with_logits_jit = jax.jit(bce_with_logits, static_argnums=(0,))

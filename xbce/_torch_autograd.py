@@ -1,0 +1,107 @@
+"""PyTorch adapter: torch's hand-written gradients, wired into ``torch.autograd``.
+
+Imported only when xbce is handed torch tensors. The forward, backward and JVP bodies
+are ``_formulas``; this module only connects them. The backward is written in
+differentiable torch ops, so ``create_graph=True`` (double backward) works, and the
+``setup_context`` form with ``generate_vmap_rule`` supports ``torch.func`` and
+``torch.compile``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import _formulas as F
+
+
+def needs_autograd(*tensors: Any) -> bool:
+    """Whether a plain evaluation would let autograd differentiate xbce's forward."""
+    if torch.autograd.forward_ad._current_level >= 0:  # inside fwAD.dual_level()
+        return True
+    grad_mode = torch.is_grad_enabled()
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor  # torch.func transforms
+    return any((grad_mode and t.requires_grad) or wrapped(t) for t in tensors)
+
+
+def _reduce_tangent(tangent: Any, reduction: str, xp: Any) -> Any:
+    return F.reduce(tangent, F.NONE if reduction == F.NONE else F.SUM, xp=xp)
+
+
+class BCE(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Any, y: Any, w: Any, reduction: str, xp: Any) -> Any:  # type: ignore[override]
+        return F.bce(x, y, w, reduction, xp=xp)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        x, y, w, reduction, xp = inputs
+        ctx.save_for_backward(x, y, w)
+        ctx.save_for_forward(x, y, w)
+        ctx.reduction, ctx.xp = reduction, xp
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+        x, y, w = ctx.saved_tensors
+        r, xp = ctx.reduction, ctx.xp
+        gx = gy = None
+        if ctx.needs_input_grad[0]:
+            gx = F.apply_backward(g, F.bce_input_grad_terms(x, y, w, r, xp=xp), xp=xp)
+        if ctx.needs_input_grad[1]:
+            gy = F.apply_backward(g, F.bce_target_grad_terms(x, y, w, r, xp=xp), xp=xp)
+        return gx, gy, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, xt: Any, yt: Any, *_: Any) -> Any:  # type: ignore[override]
+        x, y, w = ctx.saved_tensors
+        r, xp = ctx.reduction, ctx.xp
+        out = 0
+        if xt is not None:
+            out = out + F.apply_backward(xt, F.bce_input_grad_terms(x, y, w, F.NONE, xp=xp), xp=xp)
+        if yt is not None:
+            out = out + F.apply_backward(yt, F.bce_target_grad_terms(x, y, w, F.NONE, xp=xp), xp=xp)
+        return _reduce_tangent(out, r, xp)
+
+
+class BCEWithLogits(torch.autograd.Function):
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: Any, t: Any, w: Any, p: Any, reduction: str, xp: Any) -> Any:  # type: ignore[override]
+        return F.bce_with_logits(x, t, w, p, reduction, xp=xp)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        x, t, w, p, reduction, xp = inputs
+        ctx.save_for_backward(x, t, w, p)
+        ctx.save_for_forward(x, t, w, p)
+        ctx.reduction, ctx.xp = reduction, xp
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+        x, t, w, p = ctx.saved_tensors
+        r, xp = ctx.reduction, ctx.xp
+        gx = gt = None
+        if ctx.needs_input_grad[0]:
+            terms = F.bce_with_logits_input_grad_terms(x, t, w, p, r, xp=xp)
+            gx = F.apply_backward(g, terms, xp=xp)
+        if ctx.needs_input_grad[1]:
+            terms = F.bce_with_logits_target_grad_terms(x, t, w, p, r, xp=xp)
+            gt = F.apply_backward(g, terms, xp=xp)
+        return gx, gt, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, xt: Any, tt: Any, *_: Any) -> Any:  # type: ignore[override]
+        x, t, w, p = ctx.saved_tensors
+        r, xp = ctx.reduction, ctx.xp
+        out = 0
+        if xt is not None:
+            terms = F.bce_with_logits_input_grad_terms(x, t, w, p, F.NONE, xp=xp)
+            out = out + F.apply_backward(xt, terms._replace(dtype=t.dtype), xp=xp)
+        if tt is not None:
+            terms = F.bce_with_logits_target_grad_terms(x, t, w, p, F.NONE, xp=xp)
+            out = out + F.apply_backward(tt, terms, xp=xp)
+        return _reduce_tangent(out, r, xp)
