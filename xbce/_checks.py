@@ -78,14 +78,12 @@ def _name(dtype: Any) -> str:
 
 def floating(x: Array, op: str, xp: Namespace) -> None:
     if not xp.isdtype(x.dtype, "real floating"):
-        raise UnsupportedDtypeError(f'"{op}" not implemented for \'{_name(x.dtype)}\'')
+        raise UnsupportedDtypeError(f"\"{op}\" not implemented for '{_name(x.dtype)}'")
 
 
 def same_dtype(x: Array, y: Array) -> None:
     if x.dtype != y.dtype:
-        raise DtypeMismatchError(
-            f"Found dtype {_name(y.dtype)} but expected {_name(x.dtype)}"
-        )
+        raise DtypeMismatchError(f"Found dtype {_name(y.dtype)} but expected {_name(x.dtype)}")
 
 
 def logits_target(t: Array, xp: Namespace) -> None:
@@ -151,5 +149,7 @@ def unit_interval(x: Array, y: Array, xp: Namespace) -> None:
     bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
     first_x = int(xp.argmax(xp.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
     first_y = int(xp.argmax(xp.astype(bad_y, xp.int8))) if bool(xp.any(bad_y)) else None
-    which = "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
+    which = (
+        "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
+    )
     raise InvalidValueError(f"all elements of {which} should be between 0 and 1")

@@ -41,11 +41,10 @@ BACKWARD_EPS = 1e-12
 
 # --------------------------------------------------------------------------- dtypes
 def is_half(dtype: Any, xp: Namespace) -> bool:
-    """Whether ``dtype`` is float16 or bfloat16 (evaluated via float32, per op)."""
-    return any(
-        getattr(xp, name, None) is not None and dtype == getattr(xp, name)
-        for name in ("float16", "bfloat16")
-    )
+    """Whether ``dtype`` is float16 or bfloat16 (evaluated via float32, per op).
+
+    By name, because not every namespace exports ``float16`` (Dask's does not)."""
+    return str(dtype).rsplit(".", 1)[-1] in ("float16", "bfloat16")
 
 
 def _cast(a: Array, dtype: Any, xp: Namespace) -> Array:
@@ -107,7 +106,7 @@ def reduce(loss: Array, reduction: str, *, xp: Namespace) -> Array:
     return _cast(total, loss.dtype, xp)
 
 
-def _scale_by_numel(g: Array, n: int, xp: Namespace) -> Array:
+def scale_by_numel(g: Array, n: int, xp: Namespace) -> Array:
     """``g.div_(numel)``: the divisor is a float32/float64 scalar, never a half."""
     if is_half(g.dtype, xp):
         return xp.astype(xp.astype(g, xp.float32) / n, g.dtype)
@@ -122,6 +121,21 @@ def bce_elementwise(x: Array, y: Array, *, xp: Namespace) -> Array:
     return (y - 1.0) * log_1mx - y * log_x
 
 
+def bce_loss(
+    x: Array, y: Array, weight: Array | None, *, xp: Namespace, lazy: bool = False
+) -> Array:
+    """Elementwise BCE times ``weight``: ``reduction='none'``.
+
+    ``lazy=True`` (values not checked beforehand) turns out-of-range targets into NaN.
+    """
+    loss = bce_elementwise(x, y, xp=xp)
+    if lazy:
+        loss = poison_out_of_range_targets(loss, y, xp=xp)
+    if weight is not None:
+        loss = _in_place(loss, weight, "mul", xp)
+    return loss
+
+
 def bce(
     x: Array,
     y: Array,
@@ -131,16 +145,8 @@ def bce(
     xp: Namespace,
     lazy: bool = False,
 ) -> Array:
-    """Binary cross-entropy on probabilities, torch's op order (see module docstring).
-
-    ``lazy=True`` (values not checked beforehand) turns out-of-range targets into NaN.
-    """
-    loss = bce_elementwise(x, y, xp=xp)
-    if lazy:
-        loss = poison_out_of_range_targets(loss, y, xp=xp)
-    if weight is not None:
-        loss = _in_place(loss, weight, "mul", xp)
-    return reduce(loss, reduction, xp=xp)
+    """Binary cross-entropy on probabilities, torch's op order (see module docstring)."""
+    return reduce(bce_loss(x, y, weight, xp=xp, lazy=lazy), reduction, xp=xp)
 
 
 def bce_with_logits_elementwise(
@@ -156,6 +162,16 @@ def bce_with_logits_elementwise(
     return _in_place(loss, ls, "sub", xp)
 
 
+def bce_with_logits_loss(
+    x: Array, t: Array, weight: Array | None, pos_weight: Array | None, *, xp: Namespace
+) -> Array:
+    """Elementwise BCE-with-logits times ``weight``: ``reduction='none'``."""
+    loss = bce_with_logits_elementwise(x, t, pos_weight, xp=xp)
+    if weight is not None:
+        loss = _in_place(loss, weight, "mul", xp)
+    return loss
+
+
 def bce_with_logits(
     x: Array,
     t: Array,
@@ -166,10 +182,7 @@ def bce_with_logits(
     xp: Namespace,
 ) -> Array:
     """Binary cross-entropy on logits, torch's op order; the result has ``t``'s dtype."""
-    loss = bce_with_logits_elementwise(x, t, pos_weight, xp=xp)
-    if weight is not None:
-        loss = _in_place(loss, weight, "mul", xp)
-    return reduce(loss, reduction, xp=xp)
+    return reduce(bce_with_logits_loss(x, t, weight, pos_weight, xp=xp), reduction, xp=xp)
 
 
 def poison_out_of_range_targets(loss: Array, y: Array, *, xp: Namespace) -> Array:
@@ -280,7 +293,7 @@ def apply_backward(grad: Array, terms: GradTerms, *, xp: Namespace) -> Array:
     if terms.weight is not None:
         g = _in_place(g, terms.weight, "mul", xp)
     if terms.numel is not None:
-        g = _scale_by_numel(g, terms.numel, xp)
+        g = scale_by_numel(g, terms.numel, xp)
     return g
 
 
@@ -288,7 +301,7 @@ def apply_tangent(tangent: Array, terms: GradTerms, *, xp: Namespace) -> Array:
     """The same chain in reverse order (the JVP); its transpose is ``apply_backward``."""
     t = _cast(tangent, terms.dtype, xp)
     if terms.numel is not None:
-        t = _scale_by_numel(t, terms.numel, xp)
+        t = scale_by_numel(t, terms.numel, xp)
     if terms.weight is not None:
         t = _in_place(t, terms.weight, "mul", xp)
     if terms.divisor is not None:

@@ -8,12 +8,11 @@ would record gradients, or through ``jax.custom_jvp`` for JAX arrays.
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from . import _checks
+from . import _evaluate as E
 from . import _formulas as F
 from ._compat import (
     array_namespace,
@@ -45,17 +44,6 @@ def _is_lazy(xp: Any, *arrays: Array) -> bool:
         wrapped = torch._C._functorch.is_functorch_wrapped_tensor
         return any(wrapped(a) or a.device.type == "meta" for a in arrays)
     return False
-
-
-@contextlib.contextmanager
-def _quiet(xp: Any) -> Iterator[None]:
-    """Silence NumPy's log(0) warnings: -inf there is intended (then clamped)."""
-    np = sys.modules.get("numpy")
-    if np is None or is_torch_namespace(xp) or is_jax_namespace(xp):
-        yield
-        return
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        yield
 
 
 def _prepare(
@@ -189,8 +177,10 @@ def binary_cross_entropy(
         from . import _jax_autodiff as J
 
         return (J.bce if lazy else J.bce_jit)(reduction, lazy, input, target, weight)
-    with _quiet(xp):
-        return F.bce(input, target, weight, reduction, xp=xp, lazy=lazy)
+    fn = partial(F.bce_loss, lazy=lazy)
+    return E.reduced(
+        fn, input, input, target, weight, dtype=input.dtype, reduction=reduction, xp=xp
+    )
 
 
 def binary_cross_entropy_with_logits(
@@ -280,8 +270,17 @@ def binary_cross_entropy_with_logits(
 
         fn = J.bce_with_logits if _is_lazy(xp, input, target) else J.bce_with_logits_jit
         return fn(reduction, input, target, weight, pos_weight)
-    with _quiet(xp):
-        return F.bce_with_logits(input, target, weight, pos_weight, reduction, xp=xp)
+    return E.reduced(
+        F.bce_with_logits_loss,
+        input,
+        input,
+        target,
+        weight,
+        pos_weight,
+        dtype=target.dtype,
+        reduction=reduction,
+        xp=xp,
+    )
 
 
 # ------------------------------------------------------------------------ backward
@@ -304,18 +303,31 @@ def _backward(
         pos_weight=pos_weight,
         grad_output=grad_output,
     )
-    with _quiet(xp):
-        if op == _BCE:
-            make = F.bce_input_grad_terms if which == "input" else F.bce_target_grad_terms
-            terms = make(input, target, weight, reduction, xp=xp)
-        else:
-            make = (
-                F.bce_with_logits_input_grad_terms
-                if which == "input"
-                else F.bce_with_logits_target_grad_terms
-            )
-            terms = make(input, target, weight, pos_weight, reduction, xp=xp)
-        return F.apply_backward(grad_output, terms, xp=xp)
+    if op == _BCE:
+        make: Any = F.bce_input_grad_terms if which == "input" else F.bce_target_grad_terms
+
+        def grad(g: Array, x: Array, y: Array, w: Array | None, p: None, *, xp: Any) -> Array:
+            return F.apply_backward(g, make(x, y, w, F.NONE, xp=xp), xp=xp)
+
+    else:
+        make = (
+            F.bce_with_logits_input_grad_terms
+            if which == "input"
+            else F.bce_with_logits_target_grad_terms
+        )
+
+        def grad(
+            g: Array, x: Array, y: Array, w: Array | None, p: Array | None, *, xp: Any
+        ) -> Array:
+            return F.apply_backward(g, make(x, y, w, p, F.NONE, xp=xp), xp=xp)
+
+    like = input if which == "input" else target
+    out = E.elementwise(
+        grad, like, grad_output, input, target, weight, pos_weight, dtype=like.dtype, xp=xp
+    )
+    if reduction == F.MEAN:
+        out = F.scale_by_numel(out, F.numel(like), xp)
+    return out
 
 
 def binary_cross_entropy_backward(
@@ -404,9 +416,7 @@ def binary_cross_entropy_with_logits_backward(
     array
         Shape and dtype of ``input``.
     """
-    return _backward(
-        _BCEWL, "input", grad_output, input, target, weight, pos_weight, reduction
-    )
+    return _backward(_BCEWL, "input", grad_output, input, target, weight, pos_weight, reduction)
 
 
 def binary_cross_entropy_with_logits_target_backward(
@@ -429,6 +439,4 @@ def binary_cross_entropy_with_logits_target_backward(
     array
         Shape and dtype of ``target``.
     """
-    return _backward(
-        _BCEWL, "target", grad_output, input, target, weight, pos_weight, reduction
-    )
+    return _backward(_BCEWL, "target", grad_output, input, target, weight, pos_weight, reduction)

@@ -26,7 +26,9 @@ def needs_autograd(*tensors: Any) -> bool:
 
 
 def _reduce_tangent(tangent: Any, reduction: str, xp: Any) -> Any:
-    return F.reduce(tangent, F.NONE if reduction == F.NONE else F.SUM, xp=xp)
+    # derivatives.yaml: ``apply_loss_reduction(elementwise jvp, reduction)``, so ``mean``
+    # divides the summed tangent by numel (the elementwise terms are built with NONE).
+    return F.reduce(tangent, reduction, xp=xp)
 
 
 class BCE(torch.autograd.Function):

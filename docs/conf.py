@@ -1,0 +1,118 @@
+"""Sphinx configuration for the xbce documentation.
+
+Build (what ``nox -s docs`` runs)::
+
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    sphinx-build -W -b doctest docs docs/_build/doctest
+
+Intersphinx inventories (Python, NumPy, PyTorch, JAX, the array API standard) are
+fetched from the web. ``XBCE_DOCS_INTERSPHINX`` decides what happens without network:
+
+``auto`` (default)
+    try to fetch; an inventory that cannot be reached is reported as an *info* line,
+    not a warning, so an offline ``-W`` build still passes (its links to those
+    projects render as plain text instead).
+``strict``
+    an unreachable inventory is a warning (so ``-W`` fails): for release builds.
+``off``
+    do not fetch at all (fast offline builds).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS.parent))  # the checkout's xbce, even if not installed
+
+import xbce  # noqa: E402
+
+# -- project ---------------------------------------------------------------------
+project = "xbce"
+author = "The xbce developers"
+copyright = "The xbce developers"  # noqa: A001
+version = release = xbce.__version__
+
+# -- extensions ------------------------------------------------------------------
+extensions = [
+    "myst_parser",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+]
+
+source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
+root_doc = "index"
+# Generated tables are pulled into pages with MyST's {include}; they are not pages.
+exclude_patterns = ["_build", "parity/*.md", "benchmarks/*.md", "Thumbs.db", ".DS_Store"]
+# Generated tables may start at any heading level inside the page including them.
+suppress_warnings = ["myst.header"]
+
+myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
+myst_heading_anchors = 3
+
+# -- autodoc / numpydoc ----------------------------------------------------------
+autodoc_typehints = "none"  # the numpydoc "Parameters" sections carry the types
+autodoc_member_order = "bysource"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_attributes_as_param_list = False
+
+# -- doctest ---------------------------------------------------------------------
+# Runs the ```{doctest} blocks of the pages and the ">>>" examples of the docstrings.
+doctest_test_doctest_blocks = "default"
+doctest_global_setup = """
+import warnings
+warnings.filterwarnings("ignore", message=".*GPU.*")
+"""
+
+# -- intersphinx -----------------------------------------------------------------
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", None),
+    "numpy": ("https://numpy.org/doc/stable/", None),
+    "torch": ("https://pytorch.org/docs/stable/", None),
+    "jax": ("https://jax.readthedocs.io/en/latest/", None),
+    "array-api": ("https://data-apis.org/array-api/latest/", None),
+}
+intersphinx_timeout = 10
+
+_INTERSPHINX = os.environ.get("XBCE_DOCS_INTERSPHINX", "auto").strip().lower()
+if _INTERSPHINX not in ("auto", "strict", "off"):
+    raise ValueError(f"XBCE_DOCS_INTERSPHINX must be auto, strict or off, not {_INTERSPHINX!r}")
+if _INTERSPHINX == "off":
+    intersphinx_mapping = {}
+
+
+class _UnreachableInventoryIsInfo(logging.Filter):
+    """Turn intersphinx's 'failed to reach any of the inventories' warning into info.
+
+    Sphinx gives that warning no type, so ``suppress_warnings`` cannot silence it;
+    a filter on intersphinx's own logger runs before ``-W`` counts the warning.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "failed to reach any of the inventories" in str(
+            record.msg
+        ):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "intersphinx (offline, links left unresolved): " + str(record.msg)
+        return True
+
+
+# -- HTML ------------------------------------------------------------------------
+html_theme = "furo"
+html_title = f"xbce {release}"
+html_static_path: list[str] = []
+
+
+def setup(app: object) -> None:
+    if _INTERSPHINX == "auto":
+        # Sphinx's loggers are the standard ones, prefixed with "sphinx."
+        logging.getLogger("sphinx.sphinx.ext.intersphinx").addFilter(
+            _UnreachableInventoryIsInfo()
+        )

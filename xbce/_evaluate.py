@@ -1,0 +1,195 @@
+"""How an elementwise formula of ``_formulas`` is evaluated on each kind of backend.
+
+The formula is the same everywhere; only the evaluation strategy differs:
+
+* **Dask**: chunk by chunk with NumPy (``map_blocks``), never computing anything
+  here; NumPy's ``log(0)`` warnings are silenced inside each chunk.
+* **NumPy and PyTorch on the CPU, large arrays**: in cache-sized blocks, so that the
+  formula's temporaries stay in cache instead of making several passes over
+  full-size arrays; ``mean``/``sum`` then never hold more than a block of losses
+  (bounded memory), and NumPy blocks run on a thread pool (NumPy releases the GIL).
+* **Everything else** (small arrays, CuPy and torch on GPUs, JAX, array-api-strict):
+  in one go. Under ``jax.jit`` or ``torch.compile`` the compiler fuses it anyway.
+
+``fn(*arrays, xp=xp)`` must be elementwise in its arrays (each either ``like``'s
+shape or broadcasting into it) and return an array of ``like``'s shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from . import _formulas as F
+from ._compat import (
+    array_namespace,
+    is_dask_namespace,
+    is_jax_namespace,
+    is_numpy_namespace,
+    is_torch_namespace,
+)
+
+Array = Any
+Elementwise = Callable[..., Array]
+
+#: Elements per block: 2**16 float32 values are 256 KiB per temporary (L2-sized).
+BLOCK = 1 << 16
+_pool: ThreadPoolExecutor | None = None
+
+
+@contextlib.contextmanager
+def quiet(xp: Any) -> Iterator[None]:
+    """Silence NumPy's ``log(0)`` and ``0 * inf`` warnings: those values are intended."""
+    np = sys.modules.get("numpy")
+    if np is None or is_torch_namespace(xp) or is_jax_namespace(xp):
+        yield
+        return
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        yield
+
+
+def elementwise(fn: Elementwise, like: Array, *arrays: Array | None, dtype: Any, xp: Any) -> Array:
+    """``fn(*arrays, xp=xp)``, the full elementwise result (``reduction='none'``)."""
+    if is_dask_namespace(xp):
+        return _dask(fn, like, arrays, dtype)
+    if _blockable(like, xp):
+        return _blocked(fn, like, arrays, dtype, F.NONE, xp)
+    with quiet(xp):
+        return fn(*arrays, xp=xp)
+
+
+def reduced(
+    fn: Elementwise, like: Array, *arrays: Array | None, dtype: Any, reduction: str, xp: Any
+) -> Array:
+    """``reduce(fn(*arrays, xp=xp), reduction)`` without a full-size intermediate."""
+    if reduction == F.NONE:
+        return elementwise(fn, like, *arrays, dtype=dtype, xp=xp)
+    if _blockable(like, xp):
+        return _blocked(fn, like, arrays, dtype, reduction, xp)
+    out = elementwise(fn, like, *arrays, dtype=dtype, xp=xp)
+    if is_dask_namespace(xp) and F.is_half(dtype, xp):
+        # sum in float32, then round to half where NumPy's overflow warning is silenced
+        total = F.reduce(xp.astype(out, xp.float32), reduction, xp=xp)
+        return total.map_blocks(partial(_quiet_cast, to=dtype), dtype=dtype, meta=out._meta)
+    with quiet(xp):
+        return F.reduce(out, reduction, xp=xp)
+
+
+# -------------------------------------------------------------------------- blocks
+def _blockable(like: Array, xp: Any) -> bool:
+    if F.numel(like) < 4 * BLOCK or like.ndim == 0:
+        return False
+    if is_numpy_namespace(xp):
+        return True
+    return is_torch_namespace(xp) and like.device.type == "cpu"
+
+
+def _threads(xp: Any) -> int:
+    if is_torch_namespace(xp):
+        return 1  # torch parallelises each op itself (intra-op threads)
+    return min(4, os.cpu_count() or 1)
+
+
+def _slicer(like: Array, arrays: tuple[Array | None, ...]) -> tuple[int, Callable[..., Any]]:
+    """How to cut the arrays into blocks: the flat view when every array has
+    ``like``'s shape (the common case), else along the leading axis."""
+    shape = tuple(like.shape)
+    if all(a is None or tuple(a.shape) == shape for a in arrays) and _contiguous(like, arrays):
+        flat = [None if a is None else a.reshape(-1) for a in arrays]
+        return F.numel(like), lambda i, j: [None if a is None else a[i:j] for a in flat]
+
+    def lead(i: int, j: int) -> list[Any]:
+        return [
+            a[i:j] if a is not None and a.ndim == len(shape) and a.shape[0] != 1 else a
+            for a in arrays
+        ]
+
+    return shape[0], lead
+
+
+def _contiguous(like: Array, arrays: tuple[Array | None, ...]) -> bool:
+    for a in (like, *arrays):
+        if a is None:
+            continue
+        flags = getattr(a, "flags", None)
+        ok = flags["C_CONTIGUOUS"] if flags is not None else a.is_contiguous()
+        if not ok:
+            return False
+    return True
+
+
+def _blocked(
+    fn: Elementwise,
+    like: Array,
+    arrays: tuple[Array | None, ...],
+    dtype: Any,
+    reduction: str,
+    xp: Any,
+) -> Array:
+    length, cut = _slicer(like, arrays)
+    row = F.numel(like) // length if length else 1
+    step = max(1, BLOCK // max(row, 1))
+    bounds = [(i, min(i + step, length)) for i in range(0, length, step)]
+    acc = xp.float32 if F.is_half(dtype, xp) else dtype
+    out = xp.empty(tuple(like.shape), dtype=dtype) if reduction == F.NONE else None
+    flat_out = out.reshape(-1) if out is not None and row == 1 else out
+
+    def run(b: tuple[int, int]) -> Any:
+        i, j = b
+        with quiet(xp):
+            part = fn(*cut(i, j), xp=xp)
+            if flat_out is not None:
+                flat_out[i:j] = part
+                return None
+            return xp.sum(part, dtype=acc)
+
+    global _pool
+    threads = _threads(xp)
+    if threads > 1 and len(bounds) > 1:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="xbce")
+        partials = list(_pool.map(run, bounds))
+    else:
+        partials = [run(b) for b in bounds]
+    if out is not None:
+        return out
+    total = xp.sum(xp.stack(partials), dtype=acc)
+    if reduction == F.MEAN:
+        n = F.numel(like)
+        total = total / n if n else total * math.nan
+    return total if total.dtype == dtype else xp.astype(total, dtype)
+
+
+# ---------------------------------------------------------------------------- dask
+def _quiet_cast(block: Any, to: Any) -> Any:
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        return block.astype(to)
+
+
+def _dask(fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype: Any) -> Array:
+    import dask.array as da
+    import numpy as np
+
+    blocks = [
+        None if a is None else da.broadcast_to(da.asarray(a), like.shape).rechunk(like.chunks)
+        for a in arrays
+    ]
+    present = [b for b in blocks if b is not None]
+
+    def kernel(*chunks: Any) -> Any:
+        it = iter(chunks)
+        args = [None if b is None else next(it) for b in blocks]
+        np_xp = array_namespace(np.empty(0))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return fn(*args, xp=np_xp)
+
+    meta = np.empty((0,) * like.ndim, dtype=dtype)
+    return da.map_blocks(kernel, *present, dtype=dtype, meta=meta)
