@@ -8,6 +8,10 @@ The formula is the same everywhere; only the evaluation strategy differs:
   formula's temporaries stay in cache instead of making several passes over
   full-size arrays; ``mean``/``sum`` then never hold more than a block of losses
   (bounded memory), and NumPy blocks run on a thread pool (NumPy releases the GIL).
+* **NumPy float32**: ``log1p`` is NumPy's scalar libm call, ~7x slower than its
+  vectorised ``log``; :class:`_NumPyNamespace` computes it as the float64 ``log(1 + u)``
+  rounded to float32 (<= 1 ulp from glibc's ``log1pf``, which PyTorch uses, and
+  <= 1 ulp from the exact value), about twice as fast.
 * **Everything else** (small arrays, CuPy and torch on GPUs, JAX, array-api-strict):
   in one go. Under ``jax.jit`` or ``torch.compile`` the compiler fuses it anyway.
 
@@ -61,7 +65,7 @@ def elementwise(fn: Elementwise, like: Array, *arrays: Array | None, dtype: Any,
     if _blockable(like, xp):
         return _blocked(fn, like, arrays, dtype, F.NONE, xp)
     with quiet(xp):
-        return fn(*arrays, xp=xp)
+        return fn(*arrays, xp=_fast(xp))
 
 
 def reduced(
@@ -79,6 +83,29 @@ def reduced(
         return total.map_blocks(partial(_quiet_cast, to=dtype), dtype=dtype, meta=out._meta)
     with quiet(xp):
         return F.reduce(out, reduction, xp=xp)
+
+
+# ---------------------------------------------------------------------- namespaces
+class _NumPyNamespace:
+    """NumPy's array API namespace with a faster, as accurate, float32 ``log1p``."""
+
+    def __init__(self, xp: Any) -> None:
+        self._xp = xp
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._xp, name)
+
+    def log1p(self, u: Array) -> Array:
+        xp = self._xp
+        if u.dtype != xp.float32:
+            return xp.log1p(u)
+        # 1 + u is exact in float64 for |u| >= 2**-23; below, log1p(u) rounds to u
+        wide = xp.astype(xp.log(xp.astype(u, xp.float64) + 1.0), xp.float32)
+        return xp.where(xp.abs(u) < 2.0**-23, u, wide)
+
+
+def _fast(xp: Any) -> Any:
+    return _NumPyNamespace(xp) if is_numpy_namespace(xp) else xp
 
 
 # -------------------------------------------------------------------------- blocks
@@ -133,6 +160,7 @@ def _blocked(
     xp: Any,
 ) -> Array:
     length, cut = _slicer(like, arrays)
+    fast = _fast(xp)
     row = F.numel(like) // length if length else 1
     step = max(1, BLOCK // max(row, 1))
     bounds = [(i, min(i + step, length)) for i in range(0, length, step)]
@@ -143,7 +171,7 @@ def _blocked(
     def run(b: tuple[int, int]) -> Any:
         i, j = b
         with quiet(xp):
-            part = fn(*cut(i, j), xp=xp)
+            part = fn(*cut(i, j), xp=fast)
             if flat_out is not None:
                 flat_out[i:j] = part
                 return None
@@ -187,7 +215,7 @@ def _dask(fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype:
     def kernel(*chunks: Any) -> Any:
         it = iter(chunks)
         args = [None if b is None else next(it) for b in blocks]
-        np_xp = array_namespace(np.empty(0))
+        np_xp = _NumPyNamespace(array_namespace(np.empty(0)))
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return fn(*args, xp=np_xp)
 
