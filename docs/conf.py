@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import xbce  # noqa: E402
 # -- project ---------------------------------------------------------------------
 project = "xbce"
 author = "The xbce developers"
-copyright = "The xbce developers"  # noqa: A001
+copyright = "The xbce developers"
 version = release = xbce.__version__
 
 # -- extensions ------------------------------------------------------------------
@@ -64,12 +65,9 @@ numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = False
 
 # -- doctest ---------------------------------------------------------------------
-# Runs the ```{doctest} blocks of the pages and the ">>>" examples of the docstrings.
-doctest_test_doctest_blocks = "default"
-doctest_global_setup = """
-import warnings
-warnings.filterwarnings("ignore", message=".*GPU.*")
-"""
+# Runs the ```{doctest} blocks of the pages. The ">>>" examples of the docstrings (shown
+# on the API page) are run by pytest instead (nox -s numpy: --doctest-modules xbce).
+doctest_test_doctest_blocks = ""
 
 # -- intersphinx -----------------------------------------------------------------
 intersphinx_mapping = {
@@ -99,8 +97,12 @@ class _UnreachableInventoryIsInfo(logging.Filter):
         if record.levelno == logging.WARNING and "failed to reach any of the inventories" in str(
             record.msg
         ):
+            details = " ".join(str(a) for a in record.args or ())
+            urls = re.findall(r"inventory '([^']+)' not fetchable", details)
             record.levelno, record.levelname = logging.INFO, "INFO"
-            record.msg = "intersphinx (offline, links left unresolved): " + str(record.msg)
+            record.nonl = False  # warnings carry nonl=True; their handler adds the newline
+            record.msg = "intersphinx: could not fetch %s; its links stay plain text"
+            record.args = (", ".join(urls) or "an inventory",)
         return True
 
 
@@ -110,9 +112,69 @@ html_title = f"xbce {release}"
 html_static_path: list[str] = []
 
 
+# -- the tolerance table, read from tests/tolerances.py at build time ---------------
+def _tolerance_table() -> list[list[str]]:
+    import importlib.util
+
+    path = DOCS.parent / "tests" / "tolerances.py"
+    spec = importlib.util.spec_from_file_location("_xbce_docs_tolerances", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = []
+    for key, (ulps, reason) in module.TABLE.items():
+        quantity, dtype, *backend = key
+        rows.append([quantity, dtype, backend[0] if backend else "all", str(ulps), reason])
+    return rows
+
+
+def _make_tolerance_directive() -> type:
+    from docutils import nodes
+    from sphinx.util.docutils import SphinxDirective
+
+    class TolerancesDirective(SphinxDirective):
+        """``xbce-tolerances``: the ulp table of ``tests/tolerances.py`` as a table."""
+
+        has_content = False
+
+        def run(self) -> list[nodes.Node]:
+            path = DOCS.parent / "tests" / "tolerances.py"
+            self.env.note_dependency(str(path))
+            try:
+                rows = _tolerance_table()
+            except Exception as err:  # reported as a warning, which -W makes an error
+                msg = f"cannot read the tolerance table from {path}: {err!r}"
+                return [self.state.document.reporter.warning(msg, line=self.lineno)]
+            header = ["quantity", "dtype", "backend", "ulps", "why"]
+            table = nodes.table(classes=["xbce-tolerances"])
+            group = nodes.tgroup(cols=len(header))
+            table += group
+            for width in (12, 9, 16, 5, 58):
+                group += nodes.colspec(colwidth=width)
+
+            def row(cells: list[str]) -> nodes.row:
+                r = nodes.row()
+                for text in cells:
+                    entry = nodes.entry()
+                    entry += nodes.paragraph(text=text)
+                    r += entry
+                return r
+
+            head = nodes.thead()
+            head += row(header)
+            body = nodes.tbody()
+            for cells in rows:
+                body += row(cells)
+            group += head
+            group += body
+            return [table]
+
+    return TolerancesDirective
+
+
 def setup(app: object) -> None:
+    app.add_directive("xbce-tolerances", _make_tolerance_directive())  # type: ignore[attr-defined]
     if _INTERSPHINX == "auto":
         # Sphinx's loggers are the standard ones, prefixed with "sphinx."
-        logging.getLogger("sphinx.sphinx.ext.intersphinx").addFilter(
-            _UnreachableInventoryIsInfo()
-        )
+        logging.getLogger("sphinx.sphinx.ext.intersphinx").addFilter(_UnreachableInventoryIsInfo())

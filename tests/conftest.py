@@ -123,10 +123,15 @@ def check(
     *,
     scale: torch.Tensor | None = None,
     what: str = "",
+    plus: str | None = None,
 ) -> None:
-    """Namespace, device, dtype, shape, then values within the table's tolerance."""
+    """Namespace, device, dtype, shape, then values within the table's tolerance
+    (plus, if named, the tolerance of a further rounding step ``plus``)."""
     assert backend.is_native(actual), f"{what}: result left {backend.name} ({type(actual)})"
     got = backend.to_torch(actual)
     if backend.flushes_subnormals:
         expected = allow_flushed(got, expected)
-    assert_ulp_close(got, expected, ulps(quantity, dtype, backend.name), scale=scale, what=what)
+    max_ulps = ulps(quantity, dtype, backend.name)
+    if plus is not None:
+        max_ulps += ulps(plus, dtype, backend.name)
+    assert_ulp_close(got, expected, max_ulps, scale=scale, what=what)

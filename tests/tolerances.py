@@ -13,7 +13,9 @@ the most specific entry wins. Quantities:
                  the magnitude of its two cancelling terms
 ``bce_grad``     d/d input of BCE (only + - * / max: IEEE-exact everywhere)
 ``bce_tgrad``    d/d target of BCE (-log(x / (1 - x)): one log)
-``bcewl_grad``   d/d input and d/d target of BCEWL (sigmoid / log_sigmoid: exp, log1p)
+``bcewl_grad``   d/d input and d/d target of BCEWL (sigmoid / log_sigmoid: exp, log1p),
+                 scaled by the magnitude of the terms that cancel
+``bcewl_tgrad``  d/d target of BCEWL without pos_weight (-x * grad: IEEE-exact)
 ``reduced``      mean and sum, scaled by the sum of |terms| (summation order differs)
 """
 
@@ -49,6 +51,10 @@ TABLE: dict[tuple[str, ...], tuple[int, str]] = {
     ("bcewl_grad", "float32"): (4, "exp (sigmoid) or exp+log1p (log_sigmoid), against Sleef"),
     ("bcewl_grad", "float16"): (1, "sigmoid in float32 rounded once (one float32 ulp may flip it)"),
     ("bcewl_grad", "bfloat16"): (1, "as float16"),
+    ("bcewl_tgrad", "float64"): (0, "-x * grad * weight [/ numel]: sign flip, * and /: IEEE-exact"),
+    ("bcewl_tgrad", "float32"): (0, "as float64"),
+    ("bcewl_tgrad", "float16"): (0, "as float64, per-op in half"),
+    ("bcewl_tgrad", "bfloat16"): (0, "as float16"),
     # ---- reductions (scale: sum of |terms|; pairwise vs cascade summation)
     ("reduced", "float64"): (8, "summation order: NumPy pairwise / XLA tree / torch cascade"),
     ("reduced", "float32"): (8, "summation order, plus the elementwise ulps above"),

@@ -191,7 +191,7 @@ def _blocked(
     if reduction == F.MEAN:
         n = F.numel(like)
         total = total / n if n else total * math.nan
-    return total if total.dtype == dtype else xp.astype(total, dtype)
+    return xp.asarray(total if total.dtype == dtype else xp.astype(total, dtype))
 
 
 # ---------------------------------------------------------------------------- dask

@@ -103,7 +103,7 @@ def reduce(loss: Array, reduction: str, *, xp: Namespace) -> Array:
         n = numel(loss)
         # 0/0 is NaN (torch returns NaN for the mean of an empty tensor, silently)
         total = total / n if n != 0 else total * math.nan
-    return _cast(total, loss.dtype, xp)
+    return xp.asarray(_cast(total, loss.dtype, xp))  # NumPy: a 0-d array, not a scalar
 
 
 def scale_by_numel(g: Array, n: int, xp: Namespace) -> Array:

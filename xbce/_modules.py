@@ -56,7 +56,7 @@ class BCELoss(_Loss):
     >>> loss
     BCELoss(reduction='sum')
     >>> float(loss(np.asarray([0.6, 0.2, 0.7]), np.asarray([1.0, 0.0, 1.0])))
-    1.0906441190189327
+    1.0906441190189329
     """
 
     _fields = ("weight",)

@@ -18,6 +18,10 @@ from . import _formulas as F
 
 def needs_autograd(*tensors: Any) -> bool:
     """Whether a plain evaluation would let autograd differentiate xbce's forward."""
+    if torch.compiler.is_compiling():
+        # Dynamo traces the Function (and its backward) without a graph break; it
+        # cannot trace ``is_functorch_wrapped_tensor`` below, a pybind builtin.
+        return True
     if torch.autograd.forward_ad._current_level >= 0:  # inside fwAD.dual_level()
         return True
     grad_mode = torch.is_grad_enabled()

@@ -30,6 +30,8 @@ FAMILIES = ("probs", "logits")
 MODES = ("fwd", "fwdbwd")
 REDUCTIONS = ("mean", "none")
 DTYPES = ("float32", "float64")
+#: scikit-learn's ``log_loss`` takes seconds per call from 10^7 elements on: not beyond
+SKLEARN_MAX_N = 10**7
 #: ``torch``'s backward epsilon (``(1 - x) * x`` is clamped below by it).
 EPS = 1e-12
 
@@ -81,8 +83,17 @@ class Libs:
         import platform
 
         out = {"python": platform.python_version()}
-        for dist in ("xbce", "numpy", "torch", "jax", "jaxlib", "optax", "scikit-learn",
-                     "array-api-compat", "matplotlib"):
+        for dist in (
+            "xbce",
+            "numpy",
+            "torch",
+            "jax",
+            "jaxlib",
+            "optax",
+            "scikit-learn",
+            "array-api-compat",
+            "matplotlib",
+        ):
             try:
                 out[dist] = md.version(dist)
             except md.PackageNotFoundError:
@@ -152,9 +163,7 @@ def np_bcewl_grad(x: np.ndarray, t: np.ndarray, go: np.ndarray, reduction: str) 
 
 
 # -------------------------------------------------------------------------- builders
-def build(
-    libs: Libs, data: Data, family: str, reduction: str, mode: str
-) -> list[Competitor]:
+def build(libs: Libs, data: Data, family: str, reduction: str, mode: str) -> list[Competitor]:
     """Every available competitor for one case, the reference first."""
     comps: list[Competitor] = []
     if libs.torch is not None:
@@ -171,7 +180,10 @@ def _torch(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Compe
     t = data.torch
     if family == "probs":
         ours, theirs, inp, leaf = (
-            xbce.binary_cross_entropy, tF.binary_cross_entropy, t["p"], t["p_leaf"]
+            xbce.binary_cross_entropy,
+            tF.binary_cross_entropy,
+            t["p"],
+            t["p_leaf"],
         )
         ref_name = "F.binary_cross_entropy"
     else:
@@ -216,10 +228,11 @@ def _numpy(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Compe
                 Competitor("numpy", "numpy formula", partial(np_bce, p, y, r), "base"),
                 Competitor("numpy", "xbce", partial(xbce.binary_cross_entropy, p, y, reduction=r)),
             ]
-            if r == "mean" and libs.log_loss is not None:
+            if r == "mean" and libs.log_loss is not None and data.n <= SKLEARN_MAX_N:
                 comps.append(
-                    Competitor("numpy", "sklearn log_loss", partial(_log_loss, libs, y, p),
-                               max_repeats=3)
+                    Competitor(
+                        "numpy", "sklearn log_loss", partial(_log_loss, libs, y, p), max_repeats=3
+                    )
                 )
             return comps
 
@@ -340,8 +353,9 @@ def _jax(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Competi
         return hand(a, b), hand_grad(a, b, c)
 
     comps = [
-        Competitor("jax", "jnp formula + analytic grad jit", ready(jax.jit(analytic), inp, y, ct),
-                   "base"),
+        Competitor(
+            "jax", "jnp formula + analytic grad jit", ready(jax.jit(analytic), inp, y, ct), "base"
+        ),
         Competitor("jax", "xbce jit(vjp)", ready(vjp(ours), inp, y, ct)),
         Competitor("jax", "jnp formula jit(vjp)", ready(vjp(hand), inp, y, ct)),
     ]

@@ -31,11 +31,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
+from _data import make_numpy
 
-from _data import make_numpy  # noqa: E402
-
-import xbce  # noqa: E402
+import xbce
 
 
 def _status() -> dict[str, int]:
@@ -123,9 +122,16 @@ def measure(backend: str, family: str, name: str, r: str, n: int, dtype: str) ->
         out = fn()
         peak = _maxrss() - before
     res: dict[str, Any] = {
-        "backend": backend, "family": family, "name": name, "reduction": r, "n": n,
-        "dtype": dtype, "input_bytes": int(sum(v.nbytes for v in a.values())),
-        "out_bytes": _nbytes(out), "rss_extra_bytes": int(peak), "rss_method": method,
+        "backend": backend,
+        "family": family,
+        "name": name,
+        "reduction": r,
+        "n": n,
+        "dtype": dtype,
+        "input_bytes": int(sum(v.nbytes for v in a.values())),
+        "out_bytes": _nbytes(out),
+        "rss_extra_bytes": int(peak),
+        "rss_method": method,
     }
     del out
     if backend == "numpy":

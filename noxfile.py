@@ -1,0 +1,235 @@
+"""Developer tasks for xbce. ``nox -l`` lists them; ``nox`` runs the default ones (what CI runs).
+
+Each test session installs xbce, the pinned reference PyTorch (every expected value in
+the tests is computed by ``torch.nn.functional`` on the CPU) and one backend, and runs
+the whole suite with ``XBCE_BACKENDS`` naming that backend, so a missing backend is an
+error instead of a skip. Arguments after ``--`` go to pytest (or to the script a session
+runs), e.g. ``nox -s jax -- -x -k logits``.
+
+Virtualenvs are made by ``virtualenv`` and filled by pip (not uv): the pinned
+``torch==2.13.0`` must resolve to the CPU wheel that pip finds locally, and a bare or
+open-ended ``torch`` can pull a multi-GB CUDA build. Environments are reused between
+local runs (``--reuse-venv=no`` rebuilds them, as ``.ci/run`` does).
+
+GPU sessions (``cupy``, ``torch_cuda``, ``jax_gpu``) are not default: they first look
+for a working ``nvidia-smi`` and skip, saying so, on a machine without a CUDA GPU.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+#: The reference PyTorch: the version whose CPU results xbce reproduces.
+TORCH = "torch==2.13.0"
+
+ROOT = Path(__file__).resolve().parent
+
+nox.options.default_venv_backend = "virtualenv"
+nox.options.reuse_venv = "yes"
+nox.options.error_on_external_run = True
+
+TEST_DEPS = ("pytest", "hypothesis", "numpy", TORCH)
+
+
+# ----------------------------------------------------------------------- helpers
+def _cuda_gpu() -> str | None:
+    """The first GPU ``nvidia-smi -L`` lists, or None when there is no working one."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("GPU ")]
+    return lines[0] if out.returncode == 0 and lines else None
+
+
+def _require_gpu(session: nox.Session) -> None:
+    gpu = _cuda_gpu()
+    if gpu is None:
+        why = (
+            "nvidia-smi is not installed"
+            if shutil.which("nvidia-smi") is None
+            else "nvidia-smi -L fails or lists no GPU"
+        )
+        session.skip(f"no CUDA GPU on this machine: {why}; this session did not run")
+    session.log(f"CUDA GPU found: {gpu}")
+
+
+def _run_tests(session: nox.Session, backend: str) -> None:
+    """The whole suite against one backend (forwarding pytest arguments)."""
+    session.run(
+        "pytest",
+        "tests",
+        *session.posargs,
+        env={"XBCE_BACKENDS": backend},
+    )
+
+
+# ------------------------------------------------------------------ CPU test sessions
+@nox.session
+def numpy(session: nox.Session) -> None:
+    """Test suite on NumPy, plus the docstring examples of the package (doctests)."""
+    session.install(".", *TEST_DEPS)
+    _run_tests(session, "numpy")
+    session.run("pytest", "--doctest-modules", "xbce", env={"XBCE_BACKENDS": "numpy"})
+
+
+@nox.session
+def torch(session: nox.Session) -> None:
+    """Test suite on PyTorch tensors (CPU), autograd included."""
+    session.install(".", *TEST_DEPS)
+    _run_tests(session, "torch")
+
+
+@nox.session
+def jax(session: nox.Session) -> None:
+    """Test suite on JAX arrays (CPU), jax.grad/jit/vmap included."""
+    session.install(".", *TEST_DEPS, "jax")
+    _run_tests(session, "jax")
+
+
+@nox.session
+def dask(session: nox.Session) -> None:
+    """Test suite on Dask arrays (lazy: values are never read before compute)."""
+    session.install(".", *TEST_DEPS, "dask[array]")
+    _run_tests(session, "dask")
+
+
+@nox.session
+def array_api_strict(session: nox.Session) -> None:
+    """Test suite on array-api-strict: proves xbce uses only the array API standard."""
+    session.install(".", *TEST_DEPS, "array-api-strict")
+    _run_tests(session, "array_api_strict")
+
+
+# ------------------------------------------------------------------ GPU test sessions
+@nox.session(default=False)
+def cupy(session: nox.Session) -> None:
+    """Test suite on CuPy (needs a CUDA 12 GPU; skips without one)."""
+    _require_gpu(session)
+    session.install(".", *TEST_DEPS, "cupy-cuda12x")
+    _run_tests(session, "cupy")
+
+
+@nox.session(default=False)
+def torch_cuda(session: nox.Session) -> None:
+    """Test suite on PyTorch CUDA tensors against torch on the CPU (needs a CUDA GPU)."""
+    _require_gpu(session)
+    session.install(".", *TEST_DEPS)
+    cuda = session.run(
+        "python", "-c", "import torch; print(torch.version.cuda or '')", silent=True
+    )
+    if not str(cuda).strip():
+        session.error(
+            f"pip installed a CPU-only {TORCH} (a local wheel won); install the CUDA build, "
+            "e.g. `pip install --index-url https://download.pytorch.org/whl/cu128 "
+            f"{TORCH}` inside .nox/torch_cuda, then rerun with --reuse-venv=yes --no-install"
+        )
+    _run_tests(session, "torch_cuda")
+
+
+@nox.session(default=False)
+def jax_gpu(session: nox.Session) -> None:
+    """Test suite on JAX arrays on a CUDA GPU (jax[cuda12]; needs a CUDA GPU)."""
+    _require_gpu(session)
+    session.install(".", *TEST_DEPS, "jax[cuda12]")
+    _run_tests(session, "jax_gpu")
+
+
+# --------------------------------------------------------------------------- quality
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check (xbce, tests, noxfile) and mypy --strict on xbce (config: pyproject.toml)."""
+    session.install("ruff", "mypy", "numpy", TORCH, "jax", "dask[array]", "array-api-compat")
+    session.run("ruff", "check", "xbce", "tests", "noxfile.py", *session.posargs)
+    # strict = true comes from [tool.mypy]; a command-line --strict would also
+    # override its warn_unused_ignores = false (ignores needed by other torch versions)
+    session.run("mypy", "xbce")
+
+
+@nox.session
+def vendoring(session: nox.Session) -> None:
+    """Vendored xbce (the _array_api_compat_vendor hook); `import xbce` imports no array lib."""
+    tests = ["tests/test_vendoring.py", "tests/test_import_isolation.py"]
+    missing = [t for t in tests if not (ROOT / t).exists()]
+    if missing:
+        session.error(f"missing test files: {', '.join(missing)}")
+    # tests/conftest.py imports torch (the reference), so it is installed here too
+    session.install(".", "array-api-compat", "numpy", "pytest", TORCH)
+    session.run("pytest", *tests, *session.posargs, env={"XBCE_BACKENDS": "numpy"})
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx docs with warnings as errors, then run their doctests."""
+    session.install("-r", "docs/requirements.txt", ".", "numpy", TORCH, "jax")
+    session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    session.run("sphinx-build", "-W", "-b", "doctest", "docs", "docs/_build/doctest")
+
+
+WHEEL_CHECK = """
+import sys, zipfile
+wheels = sys.argv[1:]
+assert len(wheels) == 1, f"expected one wheel, found {wheels}"
+names = zipfile.ZipFile(wheels[0]).namelist()
+problems = []
+if "xbce/py.typed" not in names:
+    problems.append("xbce/py.typed is missing (PEP 561 marker)")
+if "xbce/__init__.py" not in names:
+    problems.append("xbce/__init__.py is missing")
+stray = [n for n in names if n.startswith(("tests/", "docs/")) or "/tests/" in n]
+if stray:
+    problems.append(f"test or docs files in the wheel: {stray[:5]}")
+if problems:
+    sys.exit(f"{wheels[0]}: " + "; ".join(problems))
+print(f"{wheels[0]}: {len(names)} files, py.typed present, no tests/ or docs/")
+"""
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and wheel; check the wheel has py.typed and no tests, and imports."""
+    session.install("build")
+    out = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(out, ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", str(out))
+    wheels = [str(p) for p in out.glob("xbce-*.whl")]
+    session.run("python", "-c", WHEEL_CHECK, *wheels)
+    session.install("--force-reinstall", *wheels)
+    # the installed wheel (array-api-compat its only dependency) imports on its own;
+    # run outside the checkout so that its xbce/ folder is not what gets imported
+    with session.chdir(out):
+        session.run(
+            "python", "-c", "import xbce; print('installed xbce', xbce.__version__, xbce.__file__)"
+        )
+
+
+# ------------------------------------------------------------ reports (not default)
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks against torch, optax, scikit-learn (tests/benchmarks/run.py; slow)."""
+    session.install(".", "numpy", TORCH, "jax", "optax", "scikit-learn", "matplotlib", "psutil")
+    session.run("python", "tests/benchmarks/run.py", *session.posargs)
+
+
+@nox.session(default=False)
+def parity(session: nox.Session) -> None:
+    """Parity sweep of every CPU backend x dtype against torch; writes docs/parity/cpu.*."""
+    session.install(
+        ".",
+        "numpy",
+        TORCH,
+        "jax",
+        "dask[array]",
+        "array-api-strict",
+        "matplotlib",
+        "mpmath",
+        "pytest",
+    )
+    session.run("python", "tests/parity/sweep.py", *session.posargs)

@@ -1,0 +1,284 @@
+"""The parity sweep's outputs: JSON (every cell), Markdown (for the docs), PNG heat map."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metrics import fmt_ulps
+
+LOSS_TITLE = {"bce": "BCE", "bcewl": "BCE with logits"}
+Q_TITLE = {"fwd": "forward", "grad_input": "d/d input", "grad_target": "d/d target"}
+GROUPS = [(loss, q) for loss in ("bce", "bcewl") for q in ("fwd", "grad_input", "grad_target")]
+
+
+def _max(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return max(vals) if vals else None
+
+
+def _rows(cells: list[Any]) -> list[tuple[str, str]]:
+    seen: dict[tuple[str, str], None] = {}
+    for c in cells:
+        seen.setdefault((c.backend, c.dtype), None)
+    return list(seen)
+
+
+def summary(cells: list[Any]) -> list[dict[str, Any]]:
+    """Per backend and dtype, per (loss, quantity): the worst over weightings and
+    reductions, the element-weighted identical share, and the cells passed."""
+    out = []
+    for backend, dtype in _rows(cells):
+        mine = [c for c in cells if (c.backend, c.dtype) == (backend, dtype)]
+        row: dict[str, Any] = {"backend": backend, "dtype": dtype,
+                               "passed": sum(c.passed for c in mine), "cells": len(mine)}
+        for loss, q in GROUPS:
+            grp = [c for c in mine if (c.loss, c.quantity) == (loss, q)]
+            n = sum(c.n for c in grp if c.identical_share is not None)
+            same = sum(c.n * c.identical_share for c in grp if c.identical_share is not None)
+            row[f"{loss} {q}"] = {
+                "ulp_vs_torch": _max(
+                    float("inf") if c.ulp_vs_torch is None and c.failure else c.ulp_vs_torch
+                    for c in grp
+                ),
+                "identical_share": same / n if n else None,
+                "ulp_vs_exact": _max(c.ulp_vs_exact for c in grp),
+                "torch_ulp_vs_exact": _max(c.torch_ulp_vs_exact for c in grp),
+                "failing": sum(not c.passed for c in grp),
+            }
+        out.append(row)
+    return out
+
+
+def _pct(share: float | None) -> str:
+    if share is None:
+        return "—"
+    if share == 1:
+        return "100%"
+    return f"{100 * share:.2f}%" if share > 0.9999 or share < 0.0001 else f"{100 * share:.1f}%"
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: worst ulps against torch (bit-identical share) per backend x dtype."""
+    head = ["backend", "dtype"] + [f"{LOSS_TITLE[lo]} {Q_TITLE[q]}" for lo, q in GROUPS] + [
+        "cells passed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = []
+        for lo, q in GROUPS:
+            g = r[f"{lo} {q}"]
+            mark = " **FAIL**" if g["failing"] else ""
+            vals.append(f"{fmt_ulps(g['ulp_vs_torch'])} ({_pct(g['identical_share'])}){mark}")
+        lines.append(f"| {r['backend']} | {r['dtype']} | " + " | ".join(vals)
+                     + f" | {r['passed']}/{r['cells']} |")
+    return "\n".join(lines)
+
+
+def exact_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: worst ulps against the exact value, xbce / torch."""
+    head = ["backend", "dtype"] + [f"{LOSS_TITLE[lo]} {Q_TITLE[q]}" for lo, q in GROUPS]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = [f"{fmt_ulps(r[f'{lo} {q}']['ulp_vs_exact'])} / "
+                f"{fmt_ulps(r[f'{lo} {q}']['torch_ulp_vs_exact'])}" for lo, q in GROUPS]
+        lines.append(f"| {r['backend']} | {r['dtype']} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def cells_table(cells: list[Any]) -> str:
+    head = ["backend", "dtype", "loss", "quantity", "weighting", "reduction", "n",
+            "tolerance", "ulp vs torch", "identical", "ulp vs exact", "torch vs exact",
+            "FTZ", "result"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in cells:
+        ftz = "" if c.ftz_elements is None else (
+            f"{c.ftz_elements} ({fmt_ulps(c.ulp_vs_torch_unflushed)})")
+        lines.append("| " + " | ".join([
+            c.backend, c.dtype, c.loss, Q_TITLE[c.quantity], c.weighting, c.reduction,
+            str(c.n), f"{c.tolerance_ulps} ({c.tolerance_quantity})",
+            fmt_ulps(c.ulp_vs_torch), _pct(c.identical_share), fmt_ulps(c.ulp_vs_exact),
+            fmt_ulps(c.torch_ulp_vs_exact), ftz, "pass" if c.passed else "**FAIL**"]) + " |")
+    return "\n".join(lines)
+
+
+def _failure_lines(cells: list[Any]) -> list[str]:
+    failed = [c for c in cells if not c.passed]
+    if not failed:
+        return ["None: every cell is within its tolerance."]
+    out = []
+    for c in failed:
+        first = c.failure.strip().splitlines()
+        msg = " ".join(first[:3]) if first else "(no message)"
+        w = c.worst
+        at = ""
+        if w.get("index") is not None and "x" in w:
+            at = (f" Worst at x={w['x']!r}, y={w['y']!r}, weight={w['w']!r}, "
+                  f"pos_weight={w['pos_weight']!r}, grad={w['grad']!r}: "
+                  f"xbce={w['xbce']!r}, torch={w['expected']!r}.")
+        elif w.get("row") is not None:
+            at = f" Worst at row {w['row']}: xbce={w['xbce']!r}, torch={w['expected']!r}."
+        out.append(f"- **{c.backend} {c.dtype}, {c.case}** "
+                   f"(tolerance {c.tolerance_ulps} ulp, worst {fmt_ulps(c.ulp_vs_torch)}): "
+                   f"`{msg[:300]}`{at}")
+    return out
+
+
+def markdown(cells: list[Any], meta: dict[str, Any], name: str) -> str:
+    rows = summary(cells)
+    m, v = meta["machine"], meta["versions"]
+    failed = sum(not c.passed for c in cells)
+    vers = ", ".join(f"{k} {val}" for k, val in v.items())
+    lines = [
+        f"### Parity report: {name}",
+        "",
+        f"xbce {v['xbce']} against **torch {v['torch']}** on the CPU "
+        f"(`torch.nn.functional`, gradients by its autograd), {meta['date']}.",
+        "",
+        f"- Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}"
+        + (f", GPU {m['gpu']}" if "gpu" in m else "") + ".",
+        f"- Versions: {vers}.",
+        f"- Inputs: {meta['elements_per_cell']:,} elements per cell ({meta['rows']} rows "
+        f"x {meta['cols']}; `mean`/`sum` reduce each row, so {meta['rows']} reduced values "
+        "per cell): the edge tables of `tests/cases.py` and a seeded random corpus "
+        "(uniform, near 0 and 1, exact 0/1, subnormal, hard and soft targets, logits up "
+        f"to 1e4 and +-inf), seed {meta['seed']}.",
+        f"- Cells: {len(cells)} (backend x dtype x loss x weighting x reduction x quantity), "
+        f"**{len(cells) - failed} pass, {failed} fail**. Generated by `{meta['command']}` "
+        f"in {meta['seconds']:.0f} s.",
+        "- Exact reference: the same formula on the same dtype-rounded inputs, in "
+        f"{meta['exact_reference']['float16/bfloat16/float32']} for half and float32, in "
+        f"{meta['exact_reference']['float64']} for float64"
+        + (f" (within {max(meta['mpmath_check_ulps'].values()):.2g} ulp of mpmath)"
+           if meta.get("mpmath_check_ulps") else "") + ".",
+        "",
+        "An error is `|xbce - torch| / ulp(scale)` in the dtype of the data, `scale` being "
+        "the value's magnitude, for BCE with logits the magnitude of its cancelling terms "
+        "`|(1-t)x| + |log_sigmoid(x)(1+(p-1)t)|`, for a reduction the sum of `|terms|`, and "
+        "for the logits gradients the terms of `sigmoid(x) - t` (as the test suite "
+        "measures). 0 means bit-identical; `inf` means a NaN or infinity did not match. "
+        "JAX flushes subnormals to zero on the CPU: its cells compare with torch given the "
+        "flushed inputs, and the FTZ column counts the elements with a subnormal input "
+        "(with the worst error against torch on the unflushed inputs).",
+        "",
+        "#### Worst error against torch, ulps (share of bit-identical elements)",
+        "",
+        "Worst over the weightings (none, `weight`, `pos_weight`) and reductions "
+        "(none, mean, sum).",
+        "",
+        summary_table(rows),
+        "",
+        "#### Worst error against the exact value, ulps: xbce / torch",
+        "",
+        exact_table(rows),
+        "",
+        "#### Failing cells",
+        "",
+        *_failure_lines(cells),
+        "",
+        "#### Every cell",
+        "",
+        "Tolerances are those of `tests/tolerances.py` (quantity in parentheses).",
+        "",
+        cells_table(cells),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def heatmap(cells: list[Any], meta: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.patches import Rectangle
+
+    rows = _rows(cells)
+    cases: dict[str, None] = {}
+    for c in cells:
+        cases.setdefault(f"{c.loss} {c.quantity} {c.weighting} {c.reduction}", None)
+    cols = list(cases)
+    grid = np.full((len(rows), len(cols)), np.nan)
+    fail = np.zeros_like(grid, dtype=bool)
+    for c in cells:
+        i = rows.index((c.backend, c.dtype))
+        j = cols.index(f"{c.loss} {c.quantity} {c.weighting} {c.reduction}")
+        u = c.ulp_vs_torch
+        grid[i, j] = np.inf if u is None else u
+        fail[i, j] = not c.passed
+    shown = np.log2(1 + np.where(np.isinf(grid), 2.0**20, grid))
+    cmap = LinearSegmentedColormap.from_list("ulps", ["#1a9850", "#fee08b", "#d73027", "#67001f"])
+    cmap.set_bad("#dddddd")
+    fig, ax = plt.subplots(figsize=(0.32 * len(cols) + 3.5, 0.34 * len(rows) + 3.2))
+    im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=0, vmax=10, aspect="auto")
+    for i in range(len(rows)):
+        for j in range(len(cols)):
+            if np.isnan(grid[i, j]):
+                continue
+            txt = fmt_ulps(float(grid[i, j]))
+            ax.text(j, i, txt, ha="center", va="center", fontsize=5,
+                    color="white" if shown[i, j] > 5 else "black")
+            if fail[i, j]:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#000000",
+                                       lw=1.6))
+    ax.set_yticks(range(len(rows)), [f"{b} {d}" for b, d in rows], fontsize=7)
+    short = {"fwd": "fwd", "grad_input": "dx", "grad_target": "dt", "none": "-",
+             "weight": "w", "pos_weight": "pw", "bce": "BCE", "bcewl": "BCEWL"}
+    labels = []
+    for col in cols:
+        lo, q, wt, red = col.split()
+        labels.append(f"{short[lo]} {short[q]} {short[wt]} {red}")
+    ax.set_xticks(range(len(cols)), labels, rotation=90, fontsize=6)
+    cb = fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)
+    ticks = [0, 1, 2, 4, 16, 256]
+    cb.set_ticks([np.log2(1 + t) for t in ticks], labels=[str(t) for t in ticks])
+    cb.set_label("worst error against torch (ulps)", fontsize=7)
+    ax.set_title(
+        f"xbce vs torch {meta['versions']['torch']}: worst ulps per cell "
+        f"({meta['elements_per_cell']:,} elements; black frame = outside tolerance)",
+        fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _json_safe(o: Any) -> Any:
+    """Strict JSON: non-finite floats become the strings 'inf', '-inf', 'nan'."""
+    if isinstance(o, dict):
+        return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_json_safe(v) for v in o]
+    if isinstance(o, float) and not np.isfinite(o):
+        return repr(o)
+    if isinstance(o, (np.floating, np.integer)):
+        return _json_safe(o.item())
+    return o
+
+
+def write_reports(cells: list[Any], meta: dict[str, Any], out: Path, name: str,
+                  *, plot: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summary(cells)
+    print("\nWorst error against torch, ulps (bit-identical share):\n")
+    print(summary_table(rows))
+    print("\nWorst error against the exact value, ulps (xbce / torch):\n")
+    print(exact_table(rows))
+    print("\nFailing cells:")
+    print("\n".join(_failure_lines(cells)))
+    paths = []
+    jp = out / f"{name}.json"
+    doc = {"meta": meta, "summary": rows, "cells": [c.to_json() for c in cells]}
+    jp.write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False) + "\n")
+    paths.append(jp)
+    mp = out / f"{name}.md"
+    mp.write_text(markdown(cells, meta, name))
+    paths.append(mp)
+    if plot:
+        pp = out / f"{name}.png"
+        heatmap(cells, meta, pp)
+        paths.append(pp)
+    return paths

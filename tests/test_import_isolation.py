@@ -1,0 +1,138 @@
+"""``import xbce`` imports no array library; using it imports only the one you use.
+
+Each check runs in a fresh interpreter (``sys.modules`` of the test process is full of
+whatever other tests imported). The interpreter starts in the repository root, so it
+imports this checkout's xbce even when xbce is not installed.
+
+Needs only NumPy, array-api-compat and pytest; the other libraries are checked for
+*absence*, so they may or may not be installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARRAY_LIBRARIES = ("numpy", "torch", "jax", "jaxlib", "cupy", "dask", "array_api_strict")
+
+
+def _modules_after(code: str) -> dict:
+    """Run ``code`` in a fresh interpreter; return its ``sys.modules`` and ``xbce.__file__``."""
+    script = textwrap.dedent(code) + textwrap.dedent(
+        """
+        import json as _json, sys as _sys
+        print(_json.dumps({
+            "modules": sorted(_sys.modules),
+            "xbce": getattr(_sys.modules.get("xbce"), "__file__", None),
+        }))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _imported(modules: list[str], *libraries: str) -> list[str]:
+    tops = {m.split(".")[0] for m in modules}
+    return sorted(lib for lib in libraries if lib in tops)
+
+
+def test_import_xbce_imports_no_array_library() -> None:
+    out = _modules_after("import xbce")
+    assert Path(out["xbce"]).resolve().parent == ROOT / "xbce"  # this checkout's xbce
+    assert _imported(out["modules"], *ARRAY_LIBRARIES) == []
+    assert "array_api_compat" in out["modules"]  # fine: it imports no array library either
+
+
+NUMPY_USE = """
+import numpy as np
+import xbce
+
+p = np.asarray([[0.5401], [0.4482]], dtype=np.float32)
+y = np.asarray([[1.0], [0.0]], dtype=np.float32)
+x = np.asarray([0.8, -1.2, 3.0])
+t = np.asarray([1.0, 0.0, 0.0])
+one = np.asarray(1.0)
+assert float(xbce.binary_cross_entropy(p, y)) == 0.6052852869033813  # PyTorch 2.13's value
+xbce.binary_cross_entropy(p, y, weight=np.asarray([2.0], np.float32), reduction="none")
+xbce.binary_cross_entropy_with_logits(x, t, pos_weight=np.asarray([1.0, 2.0, 3.0]))
+xbce.binary_cross_entropy_backward(np.float32(1.0), p, y)
+xbce.binary_cross_entropy_target_backward(np.float32(1.0), p, y)
+xbce.binary_cross_entropy_with_logits_backward(one, x, t)
+xbce.binary_cross_entropy_with_logits_target_backward(one, x, t, reduction="sum")
+xbce.BCELoss(reduction="sum")(p, y)
+xbce.BCEWithLogitsLoss(weight=np.ones(3))(x, t)
+repr(xbce.BCEWithLogitsLoss(pos_weight=np.asarray([3.0])))
+big = np.full(1 << 19, 0.25)  # large enough for the blocked (cache-sized) evaluation
+xbce.binary_cross_entropy(big, big)
+xbce.binary_cross_entropy_with_logits(big, big, reduction="none")
+try:
+    xbce.binary_cross_entropy(np.asarray([1.5]), np.asarray([1.0]))
+except xbce.InvalidValueError:
+    pass
+else:
+    raise AssertionError("no InvalidValueError")
+try:
+    xbce.binary_cross_entropy(np.asarray([1, 0]), np.asarray([1, 0]))
+except xbce.UnsupportedDtypeError:
+    pass
+else:
+    raise AssertionError("no UnsupportedDtypeError")
+"""
+
+
+def test_numpy_use_imports_no_other_array_library() -> None:
+    out = _modules_after(NUMPY_USE)
+    assert "numpy" in out["modules"]
+    others = [lib for lib in ARRAY_LIBRARIES if lib != "numpy"]
+    assert _imported(out["modules"], *others) == []
+
+
+@pytest.mark.parametrize(
+    ("library", "code"),
+    [
+        (
+            "array_api_strict",
+            """
+            import array_api_strict as xp
+            import xbce
+            p = xp.asarray([0.2, 0.7]); y = xp.asarray([0.0, 1.0])
+            xbce.binary_cross_entropy(p, y)
+            xbce.binary_cross_entropy_with_logits(p, y)
+            xbce.binary_cross_entropy_backward(xp.asarray(1.0), p, y)
+            """,
+        ),
+        (
+            "dask",
+            """
+            import dask.array as da
+            import numpy as np
+            import xbce
+            p = da.from_array(np.asarray([0.2, 0.7, 0.9, 0.4]), chunks=2)
+            y = da.from_array(np.asarray([0.0, 1.0, 1.0, 0.0]), chunks=2)
+            xbce.binary_cross_entropy(p, y).compute()
+            xbce.binary_cross_entropy_with_logits(p, y, reduction="none").compute()
+            """,
+        ),
+    ],
+)
+def test_other_cpu_library_use_imports_neither_torch_nor_jax(library: str, code: str) -> None:
+    if importlib.util.find_spec(library) is None:
+        pytest.skip(f"{library} is not installed")
+    out = _modules_after(code)
+    assert library in {m.split(".")[0] for m in out["modules"]}
+    assert _imported(out["modules"], "torch", "jax", "jaxlib", "cupy") == []
