@@ -10,13 +10,20 @@ backward functions. Nothing here stores an expected value.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import torch
 import torch.nn.functional as TF
+from backends import Backend
 
 import xbce
-from backends import Backend
+
+with warnings.catch_warnings():
+    # torch's forward AD loads its jvp decompositions on first use (make_dual), and they
+    # are scripted with the deprecated torch.jit.script: load them once, quietly
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import torch._decomp.decompositions_for_jvp
 
 LOSSES = {
     "bce": (xbce.binary_cross_entropy, TF.binary_cross_entropy),
@@ -32,7 +39,7 @@ BACKWARDS = {
 
 #: (reduction, grad_output): a 0-d upstream gradient of 1 and of 0.37 for the
 #: reductions, a random array (``None`` here) for ``none``.
-GRAD_OUTPUTS = [("none", None), ("mean", 1.0), ("mean", 0.37), ("sum", 1.0), ("sum", 0.37)]
+GRAD_OUTPUTS = [("none", None), ("mean", 1.0), ("mean", 0.37), ("sum", 0.37)]
 
 
 @dataclasses.dataclass
@@ -123,3 +130,33 @@ class Case:
         ls = TF.logsigmoid(x).abs()
         gt = (TF.logsigmoid(-x).abs() + ls * self.pos_weight.double().abs()) * factor
         return gx, gt
+
+
+# ------------------------------------------------------------------ forward mode
+def forward_ad(op: str, x: torch.Tensor, y: torch.Tensor, tx: torch.Tensor,
+               ty: torch.Tensor, reduction: str, weight: torch.Tensor | None = None,
+               pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """torch's forward-mode derivative (derivatives.yaml's formula), eager forward AD
+    on the CPU (not torch.func.jvp, which decomposes BCE-with-logits differently)."""
+    kw = Case(op, x, y, tx, reduction, weight, pos_weight)._kwargs(lambda a: a)
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual
+        out = LOSSES[op][1](dual(x, tx), dual(y, ty), **kw)
+        return torch.autograd.forward_ad.unpack_dual(out).tangent
+
+
+def jvp_scale(op: str, x: torch.Tensor, y: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor,
+              reduction: str, weight: torch.Tensor | None = None,
+              pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The scale of a tangent's rounding (float64): per element, the scales of its input
+    and target parts (each is the backward formula applied to a tangent: ``Case.scales``
+    with grad = the tangent, or the part's magnitude), added because the parts may
+    cancel; summed (and divided by numel) for sum and mean."""
+    total = torch.zeros(x.shape, dtype=torch.float64)
+    for i, tangent in enumerate((tx, ty)):
+        case = Case(op, x, y, tangent, "none", weight, pos_weight)
+        scale = case.scales()[i]
+        total = total + (case.reference()[i].double().abs() if scale is None else scale)
+    if reduction == "none":
+        return total
+    return total.mean() if reduction == "mean" else total.sum()

@@ -234,7 +234,10 @@ def bce_input_grad_terms(
     at ``x = y`` in {0, 1} and +-inf at the other endpoint, exactly like torch.
     """
     eps = xp.astype(xp.asarray(BACKWARD_EPS, dtype=xp.float32), x.dtype)
-    divisor = xp.maximum((1.0 - x) * x, eps)
+    d = (1.0 - x) * x
+    # std::max(d, eps) as torch's scalar kernel has it: d unless d < eps, so that
+    # max(-0.0, 0.0) is -0.0 (float16 at x = -0.0), where xp.maximum may give +0.0
+    divisor = xp.where(d < eps, eps, d)
     return _terms(x - y, divisor, weight, reduction, x)
 
 
@@ -284,22 +287,31 @@ def bce_with_logits_target_grad_terms(
     return _terms(coef, None, weight, reduction, t)
 
 
+def chain_dtype(terms: GradTerms, xp: Namespace) -> Any:
+    """The dtype the chain runs in: ``coef``'s promoted with the result's.
+
+    They differ only for BCE-with-logits with a float64 input and a float32 target:
+    torch computes ``-x * grad`` (and the weight, the ``/ numel``) in float64 and
+    autograd casts the target's gradient to float32 last."""
+    return xp.result_type(terms.coef.dtype, terms.dtype)
+
+
 def apply_backward(grad: Array, terms: GradTerms, *, xp: Namespace) -> Array:
     """Apply ``terms`` to an upstream gradient in torch's order (the VJP)."""
     g = grad * terms.coef
     if terms.divisor is not None:
         g = g / terms.divisor
-    g = _cast(g, terms.dtype, xp)
+    g = _cast(g, chain_dtype(terms, xp), xp)
     if terms.weight is not None:
         g = _in_place(g, terms.weight, "mul", xp)
     if terms.numel is not None:
         g = scale_by_numel(g, terms.numel, xp)
-    return g
+    return _cast(g, terms.dtype, xp)
 
 
 def apply_tangent(tangent: Array, terms: GradTerms, *, xp: Namespace) -> Array:
     """The same chain in reverse order (the JVP); its transpose is ``apply_backward``."""
-    t = _cast(tangent, terms.dtype, xp)
+    t = _cast(tangent, chain_dtype(terms, xp), xp)
     if terms.numel is not None:
         t = scale_by_numel(t, terms.numel, xp)
     if terms.weight is not None:

@@ -176,7 +176,7 @@ def binary_cross_entropy(
     elif is_jax_namespace(xp):
         from . import _jax_autodiff as J
 
-        return (J.bce if lazy else J.bce_jit)(reduction, lazy, input, target, weight)
+        return J.evaluate_bce(reduction, lazy, input, target, weight)
     fn = partial(F.bce_loss, lazy=lazy)
     return E.reduced(
         fn, input, input, target, weight, dtype=input.dtype, reduction=reduction, xp=xp
@@ -268,8 +268,8 @@ def binary_cross_entropy_with_logits(
     elif is_jax_namespace(xp):
         from . import _jax_autodiff as J
 
-        fn = J.bce_with_logits if _is_lazy(xp, input, target) else J.bce_with_logits_jit
-        return fn(reduction, input, target, weight, pos_weight)
+        lazy = _is_lazy(xp, input, target)
+        return J.evaluate_bce_with_logits(reduction, lazy, input, target, weight, pos_weight)
     return E.reduced(
         F.bce_with_logits_loss,
         input,
@@ -303,31 +303,40 @@ def _backward(
         pos_weight=pos_weight,
         grad_output=grad_output,
     )
-    if op == _BCE:
-        make: Any = F.bce_input_grad_terms if which == "input" else F.bce_target_grad_terms
-
-        def grad(g: Array, x: Array, y: Array, w: Array | None, p: None, *, xp: Any) -> Array:
-            return F.apply_backward(g, make(x, y, w, F.NONE, xp=xp), xp=xp)
-
-    else:
-        make = (
-            F.bce_with_logits_input_grad_terms
-            if which == "input"
-            else F.bce_with_logits_target_grad_terms
-        )
-
-        def grad(
-            g: Array, x: Array, y: Array, w: Array | None, p: Array | None, *, xp: Any
-        ) -> Array:
-            return F.apply_backward(g, make(x, y, w, p, F.NONE, xp=xp), xp=xp)
-
     like = input if which == "input" else target
-    out = E.elementwise(
+    if is_jax_namespace(xp):
+        from . import _jax_autodiff as J
+
+        return J.backward(op == _BCEWL, which, reduction, grad_output, input, target, weight,
+                          pos_weight)
+    terms_of = _GRAD_TERMS[op, which]
+    # the elementwise chain ends with torch's ``/ numel`` of the whole array (blocks too)
+    n = F.numel(like) if reduction == F.MEAN else None
+
+    def grad(g: Array, x: Array, y: Array, w: Array | None, p: Array | None, *, xp: Any) -> Array:
+        terms = terms_of(x, y, w, p, xp=xp)._replace(numel=n)
+        return F.apply_backward(g, terms, xp=xp)
+
+    return E.elementwise(
         grad, like, grad_output, input, target, weight, pos_weight, dtype=like.dtype, xp=xp
     )
-    if reduction == F.MEAN:
-        out = F.scale_by_numel(out, F.numel(like), xp)
-    return out
+
+
+def _bce_terms(terms_of: Any) -> Any:
+    return lambda x, y, w, p, *, xp: terms_of(x, y, w, F.NONE, xp=xp)
+
+
+def _bcewl_terms(terms_of: Any) -> Any:
+    return lambda x, t, w, p, *, xp: terms_of(x, t, w, p, F.NONE, xp=xp)
+
+
+#: ``(op, which) -> terms(x, target, weight, pos_weight, *, xp)``, elementwise
+_GRAD_TERMS = {
+    (_BCE, "input"): _bce_terms(F.bce_input_grad_terms),
+    (_BCE, "target"): _bce_terms(F.bce_target_grad_terms),
+    (_BCEWL, "input"): _bcewl_terms(F.bce_with_logits_input_grad_terms),
+    (_BCEWL, "target"): _bcewl_terms(F.bce_with_logits_target_grad_terms),
+}
 
 
 def binary_cross_entropy_backward(

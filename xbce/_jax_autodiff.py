@@ -55,7 +55,7 @@ def scale_by_numel(g: Any, n: int, like: Any = None) -> Any:
     like = g if like is None else like
     acc = jnp.float32 if F.is_half(g.dtype, jnp) else g.dtype
     # jnp.where(True, ...) folds away in XLA; it only lends ``like``'s shape and batching
-    divisor = jax.lax.optimization_barrier(
+    divisor = jax.lax.optimization_barrier(  # type: ignore[no-untyped-call]
         jnp.where(True, jnp.asarray(n, dtype=acc), like.astype(acc))
     )
     return (g.astype(acc) / divisor).astype(g.dtype)
@@ -65,7 +65,7 @@ def _tangent(tangent: Any, terms: F.GradTerms) -> Any:
     """``F.apply_tangent``, its division by ``numel`` (``mean``) by :func:`scale_by_numel`."""
     if terms.numel is None:
         return F.apply_tangent(tangent, terms, xp=jnp)
-    t = scale_by_numel(tangent.astype(terms.dtype), terms.numel, like=terms.coef)
+    t = scale_by_numel(tangent.astype(F.chain_dtype(terms, jnp)), terms.numel, like=terms.coef)
     return F.apply_tangent(t, terms._replace(numel=None), xp=jnp)
 
 
@@ -112,5 +112,49 @@ def _bce_with_logits_jvp(reduction: str, primals: Any, tangents: Any) -> Any:
 
 bce_with_logits.defjvp(_bce_with_logits_jvp, symbolic_zeros=True)
 
-bce_jit = jax.jit(bce, static_argnums=(0, 1))
-bce_with_logits_jit = jax.jit(bce_with_logits, static_argnums=(0,))
+_bce_jit = jax.jit(bce, static_argnums=(0, 1))
+_bce_with_logits_jit = jax.jit(bce_with_logits, static_argnums=(0,))
+
+
+def _jit_is_exact(dtype: Any) -> bool:
+    """Whether one fused XLA computation rounds like torch, op by op.
+
+    XLA's CPU compiler contracts ``a * b + c`` inside a fusion (no rounding of the
+    product); a float16/bfloat16 product is then not rounded to half before the sum,
+    which changes the result by a half ulp in ~1 element in 6. Op-by-op (eager)
+    dispatch rounds every op, as torch does, so half types are not jitted here (under
+    the caller's own ``jit`` XLA decides). In float32/float64 a contraction is one
+    rounding fewer, within the forward's tolerance of a few ulps.
+    """
+    return not F.is_half(dtype, jnp)
+
+
+def evaluate_bce(reduction: str, lazy: bool, x: Any, y: Any, w: Any) -> Any:
+    """:func:`bce`, compiled as one fused computation when that is exact."""
+    fn = _bce_jit if not lazy and _jit_is_exact(x.dtype) else bce
+    return fn(reduction, lazy, x, y, w)
+
+
+def evaluate_bce_with_logits(reduction: str, lazy: bool, x: Any, t: Any, w: Any, p: Any) -> Any:
+    """:func:`bce_with_logits`, compiled as one fused computation when that is exact."""
+    exact = _jit_is_exact(x.dtype) and _jit_is_exact(t.dtype)
+    fn = _bce_with_logits_jit if not lazy and exact else bce_with_logits
+    return fn(reduction, x, t, w, p)
+
+
+def backward(
+    logits: bool, which: str, reduction: str, g: Any, x: Any, t: Any, w: Any, p: Any
+) -> Any:
+    """The explicit backward functions on JAX arrays: the VJP of the rules above, so
+    that they are torch's backward in torch's order (``/ numel`` included).
+
+    Not jitted: under ``jit`` XLA rewrites ``(a / b) / c`` as ``a / (b * c)``, which
+    is not torch's rounding; op by op it is exact.
+    """
+    if logits:
+        out, vjp = jax.vjp(lambda a, b: bce_with_logits(reduction, a, b, w, p), x, t)
+    else:
+        out, vjp = jax.vjp(lambda a, b: bce(reduction, True, a, b, w), x, t)
+    gx, gt = vjp(jnp.broadcast_to(g, out.shape).astype(out.dtype))
+    return gx if which == "input" else gt
+

@@ -4,7 +4,8 @@ Imported only when xbce is handed torch tensors. The forward, backward and JVP b
 are ``_formulas``; this module only connects them. The backward is written in
 differentiable torch ops, so ``create_graph=True`` (double backward) works, and the
 ``setup_context`` form with ``generate_vmap_rule`` supports ``torch.func`` and
-``torch.compile``.
+``torch.compile`` (which runs it with graph breaks: array-api-compat's torch namespace
+calls ``torch.result_type``, which Dynamo cannot put in a graph).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from . import _formulas as F
 def needs_autograd(*tensors: Any) -> bool:
     """Whether a plain evaluation would let autograd differentiate xbce's forward."""
     if torch.compiler.is_compiling():
-        # Dynamo traces the Function (and its backward) without a graph break; it
-        # cannot trace ``is_functorch_wrapped_tensor`` below, a pybind builtin.
+        # always the Function: Dynamo cannot trace ``is_functorch_wrapped_tensor``
+        # below (a pybind builtin), and a Function costs nothing where no grad is needed
         return True
     if torch.autograd.forward_ad._current_level >= 0:  # inside fwAD.dual_level()
         return True
@@ -35,16 +36,26 @@ def _reduce_tangent(tangent: Any, reduction: str, xp: Any) -> Any:
     return F.reduce(tangent, reduction, xp=xp)
 
 
-class BCE(torch.autograd.Function):
+def _lazy(*tensors: Any) -> bool:
+    """Values xbce did not check (``_functional._is_lazy``): NaN-poison bad targets."""
+    if torch.compiler.is_compiling():
+        return True
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    return any(wrapped(t) or t.device.type == "meta" for t in tensors)
+
+
+class BinaryCrossEntropy(torch.autograd.Function):
+    """torch's BCE gradients and forward-mode formula (derivatives.yaml)."""
+
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Any, y: Any, w: Any, reduction: str, xp: Any) -> Any:  # type: ignore[override]
-        return F.bce(x, y, w, reduction, xp=xp)
+    def forward(x: Any, y: Any, w: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
+        return F.bce(x, y, w, reduction, xp=xp, lazy=lazy)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        x, y, w, reduction, xp = inputs
+        x, y, w, reduction, _, xp = inputs
         ctx.save_for_backward(x, y, w)
         ctx.save_for_forward(x, y, w)
         ctx.reduction, ctx.xp = reduction, xp
@@ -58,7 +69,7 @@ class BCE(torch.autograd.Function):
             gx = F.apply_backward(g, F.bce_input_grad_terms(x, y, w, r, xp=xp), xp=xp)
         if ctx.needs_input_grad[1]:
             gy = F.apply_backward(g, F.bce_target_grad_terms(x, y, w, r, xp=xp), xp=xp)
-        return gx, gy, None, None, None
+        return gx, gy, None, None, None, None
 
     @staticmethod
     def jvp(ctx: Any, xt: Any, yt: Any, *_: Any) -> Any:  # type: ignore[override]
@@ -66,13 +77,26 @@ class BCE(torch.autograd.Function):
         r, xp = ctx.reduction, ctx.xp
         out = 0
         if xt is not None:
-            out = out + F.apply_backward(xt, F.bce_input_grad_terms(x, y, w, F.NONE, xp=xp), xp=xp)
+            terms = F.bce_input_grad_terms(x, y, w, F.NONE, xp=xp)
+            out = out + F.apply_backward(xt, terms, xp=xp)
         if yt is not None:
-            out = out + F.apply_backward(yt, F.bce_target_grad_terms(x, y, w, F.NONE, xp=xp), xp=xp)
+            terms = F.bce_target_grad_terms(x, y, w, F.NONE, xp=xp)
+            out = out + F.apply_backward(yt, terms, xp=xp)
         return _reduce_tangent(out, r, xp)
 
 
-class BCEWithLogits(torch.autograd.Function):
+class BCE:
+    """``BCE.apply(input, target, weight, reduction, xp)``: :class:`BinaryCrossEntropy`,
+    told whether the values went unchecked (then bad targets become NaN)."""
+
+    @staticmethod
+    def apply(x: Any, y: Any, w: Any, reduction: str, xp: Any) -> Any:
+        return BinaryCrossEntropy.apply(x, y, w, reduction, _lazy(x, y), xp)  # type: ignore[no-untyped-call]
+
+
+class BinaryCrossEntropyWithLogits(torch.autograd.Function):
+    """torch's BCE-with-logits gradients and forward-mode formula."""
+
     generate_vmap_rule = True
 
     @staticmethod
@@ -111,3 +135,7 @@ class BCEWithLogits(torch.autograd.Function):
             terms = F.bce_with_logits_target_grad_terms(x, t, w, p, F.NONE, xp=xp)
             out = out + F.apply_backward(tt, terms, xp=xp)
         return _reduce_tangent(out, r, xp)
+
+
+#: ``BCEWithLogits.apply(input, target, weight, pos_weight, reduction, xp)``
+BCEWithLogits = BinaryCrossEntropyWithLogits

@@ -12,46 +12,52 @@ MIB = 1 << 20
 METHOD = """\
 * **Timing.** One process. For each case (family, n, dtype, reduction, mode) every
   competitor is timed once per *round*, round-robin, the order rotated by one each
-  round; a round's sample for a competitor is `inner` back-to-back calls (enough for
-  at least 5 ms; 1 for large arrays) with the garbage collector off, each timed on
-  its own, and the sample is the median of those calls (robust to the millisecond
-  stalls a multi-threaded call suffers on a shared machine when one of its threads
-  is descheduled). Results are dropped inside the timed region (freeing them is part
-  of the cost). Rounds per case: 11-31 up to 10^4 elements, 7-15 up to 10^6, 5-7 at
-  10^7 (float64: 3-5), 3-5 above (float64: 3), adapted to a per-case time budget
-  (`--quick`: 5-15 and 5-9); scikit-learn takes part in the first 3 rounds only, and
-  only up to 10^7 elements. Every competitor is called once before timing where n <= 2*10^6,
-  and JAX competitors always (to compile for the shape). *median ms* is the median
-  over rounds; **x F** is that median over the median of PyTorch's
-  `torch.nn.functional` function in the same case, **x base** over the same backend's
-  baseline (NumPy: the hand-written formula; JAX: the hand-written `jax.numpy`
-  formula under `jit`, the fused floor; torch: `F`). The JSON also has the median of
-  the per-round (paired) ratios.
-* **Competitors.** torch: `xbce` vs `F.binary_cross_entropy[_with_logits]` on the
-  same tensors (fwd+bwd: `loss.backward()` on a leaf with `requires_grad`, through
-  autograd; `none` uses a ones cotangent). NumPy: `xbce` vs the formula
-  `-(y*max(log(p),-100) + (1-y)*max(log1p(-p),-100))` (logits:
-  `(1-t)*x - (min(x,0) - log1p(exp(-|x|)))`) and `sklearn.metrics.log_loss` (mean,
-  forward only); fwd+bwd is the loss plus `xbce.binary_cross_entropy[_with_logits]_backward`
-  vs the formula plus its analytic gradient `(p-y)/max((1-p)p, 1e-12)`
-  (logits: `sigmoid(x)-t`). JAX (x64 enabled): `jax.jit(xbce...)` vs
-  `(y-1)*max(log1p(-x),-100) - y*max(log(x),-100)` under `jit` (logits:
-  `(1-t)*x - jax.nn.log_sigmoid(x)`) and `optax.losses.sigmoid_binary_cross_entropy`
-  under `jit`; "xbce eager" is xbce called on concrete JAX arrays (it then checks
-  values, one host sync); fwd+bwd is `jit` of `jax.vjp` (value and gradient) vs the
-  formula plus its analytic gradient under `jit`. Every result is
-  `block_until_ready()`-ed. A sanity check compares every competitor's result with
-  `F`'s (where warmed up) and prints a warning on disagreement.
-* **Data.** Probabilities uniform in [0.001, 0.999), targets 0/1, logits 3*N(0,1);
-  1-D contiguous arrays; torch tensors share NumPy's memory (`torch.from_numpy`).
-* **Memory.** Float32, fresh child process per measurement (`_memory.py`): imports,
-  a warm-up call on 1,000 elements, inputs allocated in place, then one call.
-  NumPy: `tracemalloc` peak during the call minus traced bytes before it (NumPy
-  reports its buffers to `tracemalloc`). torch: resident-set high-water mark,
-  reset just before the call by writing `5` to `/proc/self/clear_refs`, `VmHWM`
-  after minus `VmRSS` before (fallback: `ru_maxrss` delta, a lower bound). Both are
-  taken for NumPy (RSS column). For `none` the output is alive at the reading and
-  counted; *beyond output* subtracts it.
+  round; a round's sample for a competitor is `inner` back-to-back calls (enough for at
+  least 5 ms; 1 for large arrays) with the garbage collector off, each timed on its own,
+  and the sample is the median of those calls (robust to the millisecond stalls a
+  multi-threaded call suffers on a shared machine when one of its threads is
+  descheduled). Results are dropped inside the timed region (freeing them is part of the
+  cost). Rounds per case: 11-31 up to 10^4 elements, 7-15 up to 10^6, 5-7 at 10^7
+  (float64: 3-5), 3-5 above (float64: 3), adapted to a per-case time budget (`--quick`:
+  5-15 and 5-9); a case stops after 2 rounds if it would take over 45 s (pathologically
+  slow calls on a loaded machine). scikit-learn takes part in the first 3 rounds only,
+  and only up to 10^7 elements. float64 is timed up to 10^7 elements (`--all-float64`
+  for more). Every competitor is called once before timing where n <= 2*10^6, and JAX
+  competitors always (to compile for the shape). *median ms* is the median over rounds;
+  **x F** is that median over the median of PyTorch's `torch.nn.functional` function in
+  the same case, **x base** over the same backend's baseline (NumPy: the hand-written
+  formula; JAX: the hand-written `jax.numpy` formula under `jit`, the fused floor;
+  torch: `F`). The JSON also has the median of the per-round (paired) ratios.
+* **Competitors.** torch: `xbce` vs `F.binary_cross_entropy[_with_logits]` on the same
+  tensors (fwd+bwd: `loss.backward()` on a leaf with `requires_grad`, through autograd;
+  `none` uses a ones cotangent). NumPy: `xbce` vs the formula `-(y*max(log(p),-100) +
+  (1-y)*max(log1p(-p),-100))` (logits: `(1-t)*x - (min(x,0) - log1p(exp(-|x|)))`) and
+  `sklearn.metrics.log_loss` (mean, forward only); fwd+bwd is the loss plus
+  `xbce.binary_cross_entropy[_with_logits]_backward` vs the formula plus its analytic
+  gradient `(p-y)/max((1-p)p, 1e-12)` (logits: `sigmoid(x)-t`). JAX (x64 enabled):
+  `jax.jit(xbce...)` vs `(y-1)*max(log1p(-x),-100) - y*max(log(x),-100)` under `jit`
+  (logits: `(1-t)*x - jax.nn.log_sigmoid(x)`) and
+  `optax.losses.sigmoid_binary_cross_entropy` under `jit`; "xbce eager" is xbce called
+  on concrete JAX arrays (it then checks values, one host sync); fwd+bwd is `jit` of
+  `jax.vjp` (value and gradient) vs the formula plus its analytic gradient under `jit`.
+  Every result is `block_until_ready()`-ed. A sanity check compares every competitor's
+  result with `F`'s (where warmed up) and prints a warning on disagreement.
+* **Data.** Probabilities uniform in [0.001, 0.999), targets 0/1, logits 3*N(0,1); 1-D
+  contiguous arrays; torch tensors share NumPy's memory (`torch.from_numpy`).
+* **Memory.** Float32, fresh child process per measurement (`_memory.py`): imports, a
+  warm-up call on 1,000 elements, inputs allocated in place, then three calls, each
+  measured on its own. NumPy: `tracemalloc` peak during the call minus traced bytes
+  before it (NumPy reports its buffers to `tracemalloc`; exact and repeatable).
+  torch: resident-set high-water mark, reset just before each call by writing `5` to
+  `/proc/self/clear_refs`, `VmHWM` after minus `VmRSS` before (fallback: `ru_maxrss`
+  delta, a lower bound); the maximum over the three calls is reported (*RSS per
+  call* lists them). Both are taken for NumPy (RSS column). For `none` the output is
+  alive at the reading and counted; *beyond output* subtracts it. RSS sees what the
+  process really takes from the OS, including heap growth of the C allocator: many
+  medium temporaries (e.g. 256 KiB per block) are served from glibc's heap once its
+  dynamic mmap threshold has risen, and freed heap memory is not always reused or
+  trimmed, so a blocked evaluation can raise the RSS peak by far more than its live
+  temporaries, on some calls and not others.
 """
 
 
@@ -182,6 +188,7 @@ def memory_table(memory: list[dict[str, Any]]) -> str:
                 f"{m['extra_bytes'] / MIB:.1f}",
                 f"{m['extra_beyond_output_bytes'] / MIB:.1f}",
                 f"{m['rss_extra_bytes'] / MIB:.1f}",
+                " / ".join(f"{b / MIB:.1f}" for b in m.get("rss_extra_each_bytes", [])),
             ]
         )
     return md_table(
@@ -196,9 +203,10 @@ def memory_table(memory: list[dict[str, Any]]) -> str:
             "peak extra MiB",
             "beyond output MiB",
             "RSS extra MiB",
+            "RSS per call",
         ],
         rows,
-        "llllrrrrrr",
+        "llllrrrrrrr",
     )
 
 
@@ -223,7 +231,9 @@ def _markdown(
         f"{m['usable_cpus']} usable cores of {m['logical_cpus']}, "
         f"{m.get('memory_gib', '?')} GiB RAM; torch threads: {meta['torch_threads']}",
         f"* **Platform:** {m['platform']}",
-        "* **Versions:** " + ", ".join(f"{k} {val}" for k, val in v.items()),
+        "* **Versions:** "
+        + ", ".join(f"{k} {val}" for k, val in v.items())
+        + f" (xbce checkout {meta.get('xbce_git', 'unknown')})",
         f"* **Load average** at start: {', '.join(f'{x:.2f}' for x in la) if la else '?'}"
         + (
             f"; at end: {', '.join(f'{x:.2f}' for x in m['loadavg_end'])}"
@@ -284,6 +294,14 @@ def _plot(path: Path, records: list[dict[str, Any]]) -> bool:
     if not fams:
         return False
     fig, axes = plt.subplots(1, len(fams), figsize=(6.5 * len(fams), 5), squeeze=False)
+    # one colour per competitor across both panels (torch F plays the same role in each)
+    labels = list(
+        dict.fromkeys(
+            f"{r['backend']}:{r['competitor'].replace('_with_logits', '')}" for r in records
+        )
+    )
+    cmap = plt.get_cmap("tab10" if len(labels) <= 10 else "tab20")
+    colour = {k: cmap(i % cmap.N) for i, k in enumerate(labels)}
     for ax, fam in zip(axes[0], fams, strict=True):
         sel = [
             r
@@ -305,6 +323,7 @@ def _plot(path: Path, records: list[dict[str, Any]]) -> bool:
                 style,
                 marker="o",
                 label=k,
+                color=colour[k.replace("_with_logits", "")],
                 linewidth=2.2 if "xbce" in k else 1.2,
             )
         ax.set_xscale("log")

@@ -10,7 +10,8 @@ one of its threads is descheduled; a median per sample keeps such stalls, rare
 events, from dominating microsecond-scale calls.) Results are discarded inside the
 timed region, so freeing the output is part of every competitor's cost. Rounds
 continue until ``max_rounds``, or until at least ``min_rounds`` have run and the
-case's time budget is spent.
+case's time budget is spent, or (at least 2 rounds run) when another round would
+pass ``cap_s``: a safety net for pathologically slow calls on a loaded machine.
 Medians over rounds are reported; since rounds are paired, the median of the
 per-round ratios is kept too (it is robust to load drifting during a case).
 """
@@ -67,6 +68,7 @@ def time_case(
     min_rounds: int,
     max_rounds: int,
     budget_s: float,
+    cap_s: float = math.inf,
     warm_all: bool,
 ) -> list[Timed]:
     """Warm up, then run interleaved rounds; returns one ``Timed`` per competitor."""
@@ -92,6 +94,8 @@ def time_case(
         r += 1
         elapsed = time.perf_counter() - start
         if r >= min_rounds and elapsed * (r + 1) / r > budget_s:
+            break
+        if r >= 2 and elapsed * (r + 1) / r > cap_s:  # pathologically slow: stop early
             break
     return timed
 

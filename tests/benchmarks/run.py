@@ -44,6 +44,10 @@ from _timing import paired_ratio, time_case  # noqa: E402
 FULL_SIZES = (1_000, 100_000, 10_000_000, 30_000_000)
 QUICK_SIZES = (1_000, 100_000, 1_000_000)
 MIB = 1 << 20
+#: float64 is timed up to this size only (the targets are float32; --all-float64: all)
+FLOAT64_MAX_N = 10**7
+#: a case stops after 2 rounds if it would otherwise take longer than this (seconds)
+CASE_CAP_S = 45.0
 
 F_NAME = {"probs": "F.binary_cross_entropy", "logits": "F.binary_cross_entropy_with_logits"}
 
@@ -193,7 +197,7 @@ TIME_TARGETS: list[tuple[str, str, str, int, str, str, str, str, float]] = [
         2.0,
     ),
 ]
-MEM_LIMIT = 32 * MIB
+MEM_LIMIT_MIB = 32.0
 MEM_TARGET_N = 3 * 10**7
 
 
@@ -202,7 +206,7 @@ def _plan(n: int, dtype: str, quick: bool) -> tuple[int, int, float]:
 
     Rounds continue to the maximum or until the budget is spent, but never stop
     before the minimum. float64 gets fewer rounds at large sizes (the targets are
-    float32) to keep a full run near 10 minutes on 2 cores.
+    float32) to keep a full run near 10 minutes on 2 cores (unloaded).
     """
     if n <= 10**4:
         return (5, 15, 1.0) if quick else (11, 31, 1.5)
@@ -248,6 +252,28 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def git_revision() -> str:
+    """The checkout's commit, with "+dirty" when xbce/ has uncommitted changes."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "xbce"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="sizes 1e3 1e5 1e6 (about 2 min)")
@@ -257,6 +283,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     ap.add_argument("--reductions", nargs="+", choices=REDUCTIONS, default=list(REDUCTIONS))
     ap.add_argument("--repeats", type=int, help="fixed number of rounds per case")
+    ap.add_argument(
+        "--all-float64",
+        action="store_true",
+        help=f"also time float64 above {FLOAT64_MAX_N:.0e} elements (skipped by default)",
+    )
     ap.add_argument("--threads", type=int, default=_cores(), help="torch intra-op threads")
     ap.add_argument(
         "--mem-size",
@@ -279,6 +310,8 @@ def run_timings(args: argparse.Namespace, libs: Libs, sizes: list[int]) -> list[
     t_start = time.perf_counter()
     for n in sizes:
         for dtype in args.dtypes:
+            if dtype == "float64" and n > FLOAT64_MAX_N and not args.all_float64:
+                continue
             data = Data(libs, make_numpy(n, dtype))
             for family in args.families:
                 for mode in args.modes:
@@ -306,7 +339,12 @@ def _one_case(
     if args.repeats:
         lo = hi = args.repeats
     timed = time_case(
-        comps, min_rounds=lo, max_rounds=hi, budget_s=budget, warm_all=n <= 2 * 10**6
+        comps,
+        min_rounds=lo,
+        max_rounds=hi,
+        budget_s=budget,
+        cap_s=math.inf if args.repeats else CASE_CAP_S,
+        warm_all=n <= 2 * 10**6,
     )
     ref = next((t for t in timed if t.comp.role == "ref"), None)
     base = {t.comp.backend: t for t in timed if t.comp.role in ("ref", "base")}
@@ -456,7 +494,7 @@ def evaluate_targets(
                 row = {
                     "id": f"T{k}",
                     "n": MEM_TARGET_N,
-                    "threshold": 32.0,
+                    "threshold": MEM_LIMIT_MIB,
                     "unit": "MiB",
                     "target": f"{what}, xbce {backend} {fname}, reduction={red}",
                 }
@@ -482,7 +520,7 @@ def evaluate_targets(
                         paired=None,
                         detail=("tracemalloc" if backend == "numpy" else "RSS HWM")
                         + f"; output {mrow['out_bytes'] / MIB:.1f} MiB",
-                        status=_status(value <= 32.0, mrow["n"] == MEM_TARGET_N),
+                        status=_status(value <= MEM_LIMIT_MIB, mrow["n"] == MEM_TARGET_N),
                     )
                 out.append(row)
     return out
@@ -535,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         "date_utc": started.isoformat(timespec="seconds"),
         "machine": info,
         "versions": libs.versions(),
+        "xbce_git": git_revision(),
         "torch_threads": args.threads,
         "argv": sys.argv[1:] if argv is None else argv,
         "sizes": sizes,

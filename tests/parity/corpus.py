@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from cases import BCE_EDGES, LOGIT_EDGES, logits, probabilities, targets
 
 
@@ -32,7 +31,7 @@ class Corpus:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.x.shape  # type: ignore[return-value]
+        return (int(self.x.shape[0]), int(self.x.shape[1]))
 
 
 def _mixed_targets(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -40,6 +39,11 @@ def _mixed_targets(rng: np.random.Generator, n: int) -> np.ndarray:
     half = n // 2
     y = np.concatenate([targets(rng, half, soft=False), targets(rng, n - half, soft=True)])
     return rng.permutation(y)
+
+
+def _grad(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """Upstream gradients of magnitude [0.5, 2) and either sign (``tests/test_gradients``)."""
+    return rng.uniform(0.5, 2.0, (rows, cols)) * rng.choice([-1.0, 1.0], (rows, cols))
 
 
 def bce_corpus(rows: int, cols: int, seed: int) -> Corpus:
@@ -56,7 +60,7 @@ def bce_corpus(rows: int, cols: int, seed: int) -> Corpus:
         y=y.reshape(rows, cols),
         weight=rng.uniform(0.0, 3.0, cols),
         pos_weight=np.ones(cols),
-        grad=rng.uniform(0.5, 2.0, (rows, cols)),
+        grad=_grad(rng, rows, cols),
         n_edges=k,
         seed=seed,
     )
@@ -80,7 +84,7 @@ def bcewl_corpus(rows: int, cols: int, seed: int) -> Corpus:
         y=y.reshape(rows, cols),
         weight=rng.uniform(0.0, 3.0, cols),
         pos_weight=pos_weight,
-        grad=rng.uniform(0.5, 2.0, (rows, cols)),
+        grad=_grad(rng, rows, cols),
         n_edges=k,
         seed=seed,
     )

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from metrics import fmt_ulps
 
 LOSS_TITLE = {"bce": "BCE", "bcewl": "BCE with logits"}
@@ -34,8 +33,12 @@ def summary(cells: list[Any]) -> list[dict[str, Any]]:
     out = []
     for backend, dtype in _rows(cells):
         mine = [c for c in cells if (c.backend, c.dtype) == (backend, dtype)]
-        row: dict[str, Any] = {"backend": backend, "dtype": dtype,
-                               "passed": sum(c.passed for c in mine), "cells": len(mine)}
+        row: dict[str, Any] = {
+            "backend": backend,
+            "dtype": dtype,
+            "passed": sum(c.passed for c in mine),
+            "cells": len(mine),
+        }
         for loss, q in GROUPS:
             grp = [c for c in mine if (c.loss, c.quantity) == (loss, q)]
             n = sum(c.n for c in grp if c.identical_share is not None)
@@ -64,8 +67,11 @@ def _pct(share: float | None) -> str:
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: worst ulps against torch (bit-identical share) per backend x dtype."""
-    head = ["backend", "dtype"] + [f"{LOSS_TITLE[lo]} {Q_TITLE[q]}" for lo, q in GROUPS] + [
-        "cells passed"]
+    head = (
+        ["backend", "dtype"]
+        + [f"{LOSS_TITLE[lo]} {Q_TITLE[q]}" for lo, q in GROUPS]
+        + ["cells passed"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         vals = []
@@ -73,8 +79,11 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
             g = r[f"{lo} {q}"]
             mark = " **FAIL**" if g["failing"] else ""
             vals.append(f"{fmt_ulps(g['ulp_vs_torch'])} ({_pct(g['identical_share'])}){mark}")
-        lines.append(f"| {r['backend']} | {r['dtype']} | " + " | ".join(vals)
-                     + f" | {r['passed']}/{r['cells']} |")
+        lines.append(
+            f"| {r['backend']} | {r['dtype']} | "
+            + " | ".join(vals)
+            + f" | {r['passed']}/{r['cells']} |"
+        )
     return "\n".join(lines)
 
 
@@ -83,25 +92,61 @@ def exact_table(rows: list[dict[str, Any]]) -> str:
     head = ["backend", "dtype"] + [f"{LOSS_TITLE[lo]} {Q_TITLE[q]}" for lo, q in GROUPS]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        vals = [f"{fmt_ulps(r[f'{lo} {q}']['ulp_vs_exact'])} / "
-                f"{fmt_ulps(r[f'{lo} {q}']['torch_ulp_vs_exact'])}" for lo, q in GROUPS]
+        vals = [
+            f"{fmt_ulps(r[f'{lo} {q}']['ulp_vs_exact'])} / "
+            f"{fmt_ulps(r[f'{lo} {q}']['torch_ulp_vs_exact'])}"
+            for lo, q in GROUPS
+        ]
         lines.append(f"| {r['backend']} | {r['dtype']} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
 def cells_table(cells: list[Any]) -> str:
-    head = ["backend", "dtype", "loss", "quantity", "weighting", "reduction", "n",
-            "tolerance", "ulp vs torch", "identical", "ulp vs exact", "torch vs exact",
-            "FTZ", "result"]
+    head = [
+        "backend",
+        "dtype",
+        "loss",
+        "quantity",
+        "weighting",
+        "reduction",
+        "n",
+        "tolerance",
+        "ulp vs torch",
+        "identical",
+        "ulp vs exact",
+        "torch vs exact",
+        "FTZ",
+        "result",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cells:
-        ftz = "" if c.ftz_elements is None else (
-            f"{c.ftz_elements} ({fmt_ulps(c.ulp_vs_torch_unflushed)})")
-        lines.append("| " + " | ".join([
-            c.backend, c.dtype, c.loss, Q_TITLE[c.quantity], c.weighting, c.reduction,
-            str(c.n), f"{c.tolerance_ulps} ({c.tolerance_quantity})",
-            fmt_ulps(c.ulp_vs_torch), _pct(c.identical_share), fmt_ulps(c.ulp_vs_exact),
-            fmt_ulps(c.torch_ulp_vs_exact), ftz, "pass" if c.passed else "**FAIL**"]) + " |")
+        ftz = (
+            ""
+            if c.ftz_elements is None
+            else (f"{c.ftz_elements} ({fmt_ulps(c.ulp_vs_torch_unflushed)})")
+        )
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    c.backend,
+                    c.dtype,
+                    c.loss,
+                    Q_TITLE[c.quantity],
+                    c.weighting,
+                    c.reduction,
+                    str(c.n),
+                    f"{c.tolerance_ulps} ({c.tolerance_quantity})",
+                    fmt_ulps(c.ulp_vs_torch),
+                    _pct(c.identical_share),
+                    fmt_ulps(c.ulp_vs_exact),
+                    fmt_ulps(c.torch_ulp_vs_exact),
+                    ftz,
+                    "pass" if c.passed else "**FAIL**",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -116,14 +161,48 @@ def _failure_lines(cells: list[Any]) -> list[str]:
         w = c.worst
         at = ""
         if w.get("index") is not None and "x" in w:
-            at = (f" Worst at x={w['x']!r}, y={w['y']!r}, weight={w['w']!r}, "
-                  f"pos_weight={w['pos_weight']!r}, grad={w['grad']!r}: "
-                  f"xbce={w['xbce']!r}, torch={w['expected']!r}.")
+            at = (
+                f" Worst at x={w['x']!r}, y={w['y']!r}, weight={w['w']!r}, "
+                f"pos_weight={w['pos_weight']!r}, grad={w['grad']!r}: "
+                f"xbce={w['xbce']!r}, torch={w['expected']!r}."
+            )
         elif w.get("row") is not None:
             at = f" Worst at row {w['row']}: xbce={w['xbce']!r}, torch={w['expected']!r}."
-        out.append(f"- **{c.backend} {c.dtype}, {c.case}** "
-                   f"(tolerance {c.tolerance_ulps} ulp, worst {fmt_ulps(c.ulp_vs_torch)}): "
-                   f"`{msg[:300]}`{at}")
+        out.append(
+            f"- **{c.backend} {c.dtype}, {c.case}** "
+            f"(tolerance {c.tolerance_ulps} ulp, worst {fmt_ulps(c.ulp_vs_torch)}): "
+            f"`{msg[:300]}`{at}"
+        )
+    return out
+
+
+def _exact_notes(cells: list[Any], threshold: float = 16) -> list[str]:
+    """Per (dtype, loss, quantity), torch's worst distance from the exact value when it
+    exceeds ``threshold`` ulps, with the element that shows it."""
+    best: dict[tuple[str, str, str], Any] = {}
+    for c in cells:
+        u = c.torch_ulp_vs_exact
+        if u is None or u <= threshold or not c.torch_worst_exact:
+            continue
+        key = (c.dtype, c.loss, c.quantity)
+        if key not in best or u > best[key].torch_ulp_vs_exact:
+            best[key] = c
+    if not best:
+        return [f"- (none: torch is within {threshold:g} ulps of the exact value everywhere)"]
+    out = []
+    for (dtype, loss, q), c in sorted(best.items()):
+        w = c.torch_worst_exact
+        where = (
+            f"x={w['x']!r}, y={w['y']!r}, weight={w['w']!r}, pos_weight={w['pos_weight']!r}, "
+            f"grad={w['grad']!r}"
+            if "x" in w
+            else f"row {w.get('row')}"
+        )
+        out.append(
+            f"- {dtype} {LOSS_TITLE[loss]} {Q_TITLE[q]} ({c.weighting}, {c.reduction}): "
+            f"{fmt_ulps(c.torch_ulp_vs_exact)} ulps at {where}: torch gives "
+            f"{w['xbce']!r}, the exact value is {w['expected']!r}."
+        )
     return out
 
 
@@ -133,13 +212,14 @@ def markdown(cells: list[Any], meta: dict[str, Any], name: str) -> str:
     failed = sum(not c.passed for c in cells)
     vers = ", ".join(f"{k} {val}" for k, val in v.items())
     lines = [
-        f"### Parity report: {name}",
+        f"### Parity report: {name.upper() if name == 'cpu' else name}",
         "",
         f"xbce {v['xbce']} against **torch {v['torch']}** on the CPU "
         f"(`torch.nn.functional`, gradients by its autograd), {meta['date']}.",
         "",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['os']}, Python {m['python']}"
-        + (f", GPU {m['gpu']}" if "gpu" in m else "") + ".",
+        + (f", GPU {m['gpu']}" if "gpu" in m else "")
+        + ".",
         f"- Versions: {vers}.",
         f"- Inputs: {meta['elements_per_cell']:,} elements per cell ({meta['rows']} rows "
         f"x {meta['cols']}; `mean`/`sum` reduce each row, so {meta['rows']} reduced values "
@@ -149,11 +229,16 @@ def markdown(cells: list[Any], meta: dict[str, Any], name: str) -> str:
         f"- Cells: {len(cells)} (backend x dtype x loss x weighting x reduction x quantity), "
         f"**{len(cells) - failed} pass, {failed} fail**. Generated by `{meta['command']}` "
         f"in {meta['seconds']:.0f} s.",
-        "- Exact reference: the same formula on the same dtype-rounded inputs, in "
-        f"{meta['exact_reference']['float16/bfloat16/float32']} for half and float32, in "
-        f"{meta['exact_reference']['float64']} for float64"
-        + (f" (within {max(meta['mpmath_check_ulps'].values()):.2g} ulp of mpmath)"
-           if meta.get("mpmath_check_ulps") else "") + ".",
+        "- Exact reference: the same formula evaluated on the same dtype-rounded inputs; "
+        f"for half and float32 in {meta['exact_reference']['float16/bfloat16/float32']}, "
+        f"for float64 in {meta['exact_reference']['float64']}"
+        + (
+            f" (within {max(meta['mpmath_check_ulps'].values()):.2g} ulp of mpmath at 60 "
+            "digits on a sample)"
+            if meta.get("mpmath_check_ulps")
+            else ""
+        )
+        + ".",
         "",
         "An error is `|xbce - torch| / ulp(scale)` in the dtype of the data, `scale` being "
         "the value's magnitude, for BCE with logits the magnitude of its cancelling terms "
@@ -163,6 +248,8 @@ def markdown(cells: list[Any], meta: dict[str, Any], name: str) -> str:
         "JAX flushes subnormals to zero on the CPU: its cells compare with torch given the "
         "flushed inputs, and the FTZ column counts the elements with a subnormal input "
         "(with the worst error against torch on the unflushed inputs).",
+        "",
+        f"![Heat map of the worst error against torch per cell]({name}.png)",
         "",
         "#### Worst error against torch, ulps (share of bit-identical elements)",
         "",
@@ -174,6 +261,11 @@ def markdown(cells: list[Any], meta: dict[str, Any], name: str) -> str:
         "#### Worst error against the exact value, ulps: xbce / torch",
         "",
         exact_table(rows),
+        "",
+        "Large numbers here are limits of torch's formulas themselves, which xbce "
+        "reproduces; the worst element of each (torch's value against the exact one):",
+        "",
+        *_exact_notes(cells),
         "",
         "#### Failing cells",
         "",
@@ -198,10 +290,25 @@ def heatmap(cells: list[Any], meta: dict[str, Any], path: Path) -> None:
     from matplotlib.patches import Rectangle
 
     rows = _rows(cells)
-    cases: dict[str, None] = {}
-    for c in cells:
-        cases.setdefault(f"{c.loss} {c.quantity} {c.weighting} {c.reduction}", None)
-    cols = list(cases)
+    order = {
+        k: i
+        for i, k in enumerate(
+            [
+                "bce",
+                "bcewl",
+                "fwd",
+                "grad_input",
+                "grad_target",
+                "none",
+                "weight",
+                "pos_weight",
+                "mean",
+                "sum",
+            ]
+        )
+    }
+    cases = {(c.loss, c.quantity, c.weighting, c.reduction) for c in cells}
+    cols = [" ".join(k) for k in sorted(cases, key=lambda k: [order[p] for p in k])]
     grid = np.full((len(rows), len(cols)), np.nan)
     fail = np.zeros_like(grid, dtype=bool)
     for c in cells:
@@ -220,14 +327,34 @@ def heatmap(cells: list[Any], meta: dict[str, Any], path: Path) -> None:
             if np.isnan(grid[i, j]):
                 continue
             txt = fmt_ulps(float(grid[i, j]))
-            ax.text(j, i, txt, ha="center", va="center", fontsize=5,
-                    color="white" if shown[i, j] > 5 else "black")
+            ax.text(
+                j,
+                i,
+                txt,
+                ha="center",
+                va="center",
+                fontsize=5,
+                color="white" if shown[i, j] > 5 else "black",
+            )
             if fail[i, j]:
-                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#000000",
-                                       lw=1.6))
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="#000000", lw=1.6))
+    for j in range(1, len(cols)):  # a line between (loss, quantity) groups
+        if cols[j].split()[:2] != cols[j - 1].split()[:2]:
+            ax.axvline(j - 0.5, color="white", lw=2)
+    for i in range(1, len(rows)):  # and between dtypes
+        if rows[i][1] != rows[i - 1][1]:
+            ax.axhline(i - 0.5, color="white", lw=2)
     ax.set_yticks(range(len(rows)), [f"{b} {d}" for b, d in rows], fontsize=7)
-    short = {"fwd": "fwd", "grad_input": "dx", "grad_target": "dt", "none": "-",
-             "weight": "w", "pos_weight": "pw", "bce": "BCE", "bcewl": "BCEWL"}
+    short = {
+        "fwd": "fwd",
+        "grad_input": "dx",
+        "grad_target": "dt",
+        "none": "-",
+        "weight": "w",
+        "pos_weight": "pw",
+        "bce": "BCE",
+        "bcewl": "BCEWL",
+    }
     labels = []
     for col in cols:
         lo, q, wt, red = col.split()
@@ -240,7 +367,8 @@ def heatmap(cells: list[Any], meta: dict[str, Any], path: Path) -> None:
     ax.set_title(
         f"xbce vs torch {meta['versions']['torch']}: worst ulps per cell "
         f"({meta['elements_per_cell']:,} elements; black frame = outside tolerance)",
-        fontsize=8)
+        fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
@@ -259,8 +387,9 @@ def _json_safe(o: Any) -> Any:
     return o
 
 
-def write_reports(cells: list[Any], meta: dict[str, Any], out: Path, name: str,
-                  *, plot: bool = True) -> list[Path]:
+def write_reports(
+    cells: list[Any], meta: dict[str, Any], out: Path, name: str, *, plot: bool = True
+) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows = summary(cells)
     print("\nWorst error against torch, ulps (bit-identical share):\n")
@@ -271,8 +400,13 @@ def write_reports(cells: list[Any], meta: dict[str, Any], out: Path, name: str,
     print("\n".join(_failure_lines(cells)))
     paths = []
     jp = out / f"{name}.json"
-    doc = {"meta": meta, "summary": rows, "cells": [c.to_json() for c in cells]}
-    jp.write_text(json.dumps(_json_safe(doc), indent=1, allow_nan=False) + "\n")
+    # one cell per line: diffable, and a third of the size of an indented dump
+    head = json.dumps(_json_safe({"meta": meta, "summary": rows}), indent=1, allow_nan=False)
+    body = ",\n".join(
+        "  " + json.dumps(_json_safe(c.to_json()), allow_nan=False, separators=(",", ":"))
+        for c in cells
+    )
+    jp.write_text(head[:-2] + ',\n "cells": [\n' + body + "\n ]\n}\n")
     paths.append(jp)
     mp = out / f"{name}.md"
     mp.write_text(markdown(cells, meta, name))

@@ -31,11 +31,15 @@ reported beside them.
 Writes ``<out>/<name>.json``, ``<name>.md`` (a Markdown report for the docs) and
 ``<name>.png`` (heat map of the worst error against torch) and prints a summary.
 Exits with status 1 if any cell fails. Run it with ``nox -s parity`` (``-- --help``).
+A GPU report needs an environment with the CUDA backends (``nox -s cupy`` and the like
+install them), e.g. ``python tests/parity/sweep.py --backends cupy,torch_cuda,jax_gpu
+--name gpu-h100``: the reference stays torch on the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -58,7 +62,6 @@ import torch.nn.functional as TF  # noqa: E402
 
 torch.set_num_threads(1)  # small arrays: threads only contend (and the runs stay reproducible)
 
-import xbce  # noqa: E402
 from backends import ALL_BACKENDS, CPU_BACKENDS, TORCH_DTYPES, Backend, load, rounded  # noqa: E402
 from conftest import allow_flushed, assert_ulp_close, flush_subnormals  # noqa: E402
 from corpus import Corpus, corpus  # noqa: E402
@@ -66,8 +69,9 @@ from exact import LONGDOUBLE_OK, exact_type, mpmath_check, quantities  # noqa: E
 from metrics import FORMATS, Worst, as_float, fmt_ulps, identical, ulp_errors  # noqa: E402
 from tolerances import ulps  # noqa: E402
 
+import xbce  # noqa: E402
+
 LOSSES = ("bce", "bcewl")
-LOSS_NAMES = {"bce": "binary_cross_entropy", "bcewl": "binary_cross_entropy_with_logits"}
 WEIGHTINGS = {"bce": ("none", "weight"), "bcewl": ("none", "weight", "pos_weight")}
 REDUCTIONS = ("none", "mean", "sum")
 QUANTITIES = ("fwd", "grad_input", "grad_target")
@@ -75,13 +79,20 @@ Q_NAMES = {"fwd": "forward", "grad_input": "d/d input", "grad_target": "d/d targ
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def tolerance_quantity(loss: str, reduction: str, q: str) -> str:
-    """The ``tests/tolerances.py`` quantity a cell is judged by."""
+def tolerance_quantity(loss: str, weighting: str, reduction: str, q: str) -> str:
+    """The ``tests/tolerances.py`` quantity a cell is judged by (as ``tests/grads.py``)."""
     if q == "fwd":
         return loss if reduction == "none" else "reduced"
     if loss == "bce":
         return "bce_grad" if q == "grad_input" else "bce_tgrad"
+    if q == "grad_target" and weighting != "pos_weight":
+        return "bcewl_tgrad"  # -x * grad * weight [/ numel]: IEEE-exact
     return "bcewl_grad"
+
+
+def tolerance(b: Backend, dtype: str, quantity: str, reduction: str, q: str) -> tuple[int, str]:
+    """Ulps allowed for ``quantity``, and its name (as in ``tests/test_gradients.py``)."""
+    return ulps(quantity, dtype, b.name), quantity
 
 
 # --------------------------------------------------------------------------- inputs
@@ -166,7 +177,10 @@ def xbce_result(
         return xbce.binary_cross_entropy_with_logits(x, y, w, reduction=reduction, pos_weight=p)
 
     if loss == "bce":
-        back_x, back_y = xbce.binary_cross_entropy_backward, xbce.binary_cross_entropy_target_backward
+        back_x, back_y = (
+            xbce.binary_cross_entropy_backward,
+            xbce.binary_cross_entropy_target_backward,
+        )
     else:
         back_x = xbce.binary_cross_entropy_with_logits_backward
         back_y = xbce.binary_cross_entropy_with_logits_target_backward
@@ -200,8 +214,15 @@ def xbce_result(
         for name, a in (("forward", out), ("d/d input", gx), ("d/d target", gy)):
             if not b.is_native(a) and f"{name} left {b.name}" not in " ".join(notes):
                 notes.append(f"{name} left {b.name} ({type(a).__name__})")
-        parts.append((b.to_torch(out), b.to_torch(gx), b.to_torch(gy)))
-    return _stack(parts, reduction), notes
+        parts.append((out, gx, gy))
+    if b.lazy:  # one compute for every row (as many graphs, evaluated together)
+        import dask
+
+        flat = dask.compute(*[a for triple in parts for a in triple])
+        it = iter(torch.as_tensor(np.asarray(a)) for a in flat)
+        return _stack([(next(it), next(it), next(it)) for _ in parts], reduction), notes
+    host = [tuple(b.to_torch(a) for a in triple) for triple in parts]
+    return _stack(host, reduction), notes
 
 
 # ---------------------------------------------------------------------------- scales
@@ -277,6 +298,7 @@ class Cell:
     failure: str = ""
     worst: dict[str, Any] = field(default_factory=dict)
     worst_exact: dict[str, Any] = field(default_factory=dict)
+    torch_worst_exact: dict[str, Any] = field(default_factory=dict)
 
     @property
     def case(self) -> str:
@@ -284,6 +306,12 @@ class Cell:
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
+        # where an element is worth showing: beyond tolerance, or far from exact
+        if self.passed:
+            d["worst"] = {}
+        for k, u in (("worst_exact", "ulp_vs_exact"), ("torch_worst_exact", "torch_ulp_vs_exact")):
+            if d[u] is None or d[u] <= 16:
+                d[k] = {}
         for k in ("ulp_vs_torch", "ulp_vs_exact", "torch_ulp_vs_exact", "ulp_vs_torch_unflushed"):
             if d[k] is not None:
                 d[k] = as_float(d[k])
@@ -299,8 +327,13 @@ def _worst_detail(
     d: dict[str, Any] = {"index": [int(i) for i in pos]}
     if len(pos) == 2:
         r, c = pos
-        d.update(x=as_float(inp.x[r, c]), y=as_float(inp.y[r, c]), w=as_float(inp.w[c]),
-                 pos_weight=as_float(inp.p[c]), grad=as_float(inp.g[r, c]))
+        d.update(
+            x=as_float(inp.x[r, c]),
+            y=as_float(inp.y[r, c]),
+            w=as_float(inp.w[c]),
+            pos_weight=as_float(inp.p[c]),
+            grad=as_float(inp.g[r, c]),
+        )
     else:
         d["row"] = int(pos[0])
     d.update(xbce=as_float(got.reshape(-1)[idx]), expected=as_float(exp.reshape(-1)[idx]))
@@ -314,47 +347,62 @@ def compare(
     ref: torch.Tensor,
     ref_raw: torch.Tensor,
     exact: np.ndarray | None,
-    torch_vs_exact: float | None,
+    torch_vs_exact: tuple[float | None, dict[str, Any]],
     scale: tuple[np.ndarray | None, np.ndarray | None],
     inp: Inputs,
 ) -> None:
     """Fill ``cell`` from xbce's result ``got`` against torch's ``ref`` (on the inputs
     the backend saw) and ``ref_raw`` (on the unflushed inputs)."""
     dtype = cell.dtype
-    tol = ulps(cell.tolerance_quantity, dtype, b.name)
+    tol, cell.tolerance_quantity = tolerance(
+        b, dtype, cell.tolerance_quantity, cell.reduction, cell.quantity
+    )
     cell.tolerance_ulps = tol
     cell.n = int(ref.numel())
     expected = allow_flushed(got, ref) if b.flushes_subnormals else ref
     s_torch, s_exact = scale
     try:
-        assert_ulp_close(got, expected, tol,
-                         scale=None if s_torch is None else torch.from_numpy(s_torch),
-                         what=f"{b.name} {dtype} {cell.case}")
+        assert_ulp_close(
+            got,
+            expected,
+            tol,
+            scale=None if s_torch is None else torch.from_numpy(s_torch),
+            what=f"{b.name} {dtype} {cell.case}",
+        )
         cell.passed = True
-    except AssertionError as e:
+    except AssertionError as exc:
         cell.passed = False
-        cell.failure = str(e)
+        cell.failure = str(exc)
     if got.dtype != ref.dtype or got.shape != ref.shape:
         return
     a = got.double().numpy()
-    e = expected.double().numpy()
-    err = ulp_errors(a, e, dtype, s_torch)
-    worst = Worst.of(err)
+    want = expected.double().numpy()
+    worst = Worst.of(ulp_errors(a, want, dtype, s_torch))
     cell.ulp_vs_torch = worst.ulps
-    cell.identical_share = float(identical(a, e).mean()) if a.size else 1.0
-    cell.worst = _worst_detail(worst.index, tuple(a.shape), inp, a, e)
+    cell.identical_share = float(identical(a, want).mean()) if a.size else 1.0
+    cell.worst = _worst_detail(worst.index, tuple(a.shape), inp, a, want)
     if exact is not None:
         rounded_exact = torch.from_numpy(exact.astype(np.float64)).to(TORCH_DTYPES[dtype])
-        err_x = ulp_errors(a, exact, dtype, s_exact, flushed=b.flushes_subnormals,
-                           rounded_expected=rounded_exact.double().numpy())
+        err_x = ulp_errors(
+            a,
+            exact,
+            dtype,
+            s_exact,
+            flushed=b.flushes_subnormals,
+            rounded_expected=rounded_exact.double().numpy(),
+        )
         worst_x = Worst.of(err_x)
         cell.ulp_vs_exact = worst_x.ulps
-        cell.worst_exact = _worst_detail(worst_x.index, tuple(a.shape), inp, a,
-                                         exact.astype(np.float64))
-    cell.torch_ulp_vs_exact = torch_vs_exact
+        cell.worst_exact = _worst_detail(
+            worst_x.index, tuple(a.shape), inp, a, exact.astype(np.float64)
+        )
+    cell.torch_ulp_vs_exact, cell.torch_worst_exact = torch_vs_exact
     if inp.flushed_mask is not None:
-        mask = inp.flushed_mask if cell.reduction == "none" or cell.quantity != "fwd" else (
-            inp.flushed_mask.any(axis=-1))
+        mask = (
+            inp.flushed_mask
+            if cell.reduction == "none" or cell.quantity != "fwd"
+            else (inp.flushed_mask.any(axis=-1))
+        )
         cell.ftz_elements = int(mask.sum())
         raw = ref_raw.double().numpy()
         cell.ulp_vs_torch_unflushed = Worst.of(ulp_errors(a, raw, dtype, s_torch)).ulps
@@ -379,8 +427,10 @@ class Sweep:
             if LONGDOUBLE_OK:
                 check = mpmath_check(c.x, c.y, loss)
                 self.meta.setdefault("mpmath_check_ulps", {})[loss] = check
-                self.log(f"exact reference check ({loss}, float64): long double within "
-                         f"{check:.3g} ulp of mpmath (60 digits) on 400 elements")
+                self.log(
+                    f"exact reference check ({loss}, float64): long double within "
+                    f"{check:.3g} ulp of mpmath (60 digits) on 400 elements"
+                )
             for dtype in self.dtypes:
                 users = [b for b in self.backends if dtype in b.dtypes]
                 if users:
@@ -396,63 +446,114 @@ class Sweep:
                 ref = torch_reference(loss, weighting, reduction, inp)
                 ex = self._exact(loss, dtype, weighting, reduction, inp, ftype)
                 sc = scales(loss, weighting, reduction, inp, dtype)
-                tve = {q: self._torch_vs_exact(ref[q], ex, q, dtype, sc[q][1]) for q in QUANTITIES}
+                tve = {
+                    q: self._torch_vs_exact(ref[q], ex, q, dtype, sc[q][1], inp)
+                    for q in QUANTITIES
+                }
                 if inp_ftz is not None:
                     ref_f = torch_reference(loss, weighting, reduction, inp_ftz)
                     ex_f = self._exact(loss, dtype, weighting, reduction, inp_ftz, ftype)
                     sc_f = scales(loss, weighting, reduction, inp_ftz, dtype)
                 self.timings["torch reference"] = (
-                    self.timings.get("torch reference", 0.0) + time.perf_counter() - t0)
+                    self.timings.get("torch reference", 0.0) + time.perf_counter() - t0
+                )
                 for b in users:
                     ftz = b.flushes_subnormals and inp_ftz is not None
                     b_inp, b_ref, b_ex, b_sc = (
-                        (inp_ftz, ref_f, ex_f, sc_f) if ftz else (inp, ref, ex, sc))
-                    self._cells(b, loss, dtype, weighting, reduction, b_inp, b_ref, ref,
-                                b_ex, tve, b_sc)
+                        (inp_ftz, ref_f, ex_f, sc_f) if ftz else (inp, ref, ex, sc)
+                    )
+                    self._cells(
+                        b, loss, dtype, weighting, reduction, b_inp, b_ref, ref, b_ex, tve, b_sc
+                    )
 
-    def _exact(self, loss: str, dtype: str, weighting: str, reduction: str, inp: Inputs,
-               ftype: Any) -> dict[str, np.ndarray] | None:
+    def _exact(
+        self, loss: str, dtype: str, weighting: str, reduction: str, inp: Inputs, ftype: Any
+    ) -> dict[str, np.ndarray] | None:
         if ftype is None:
             return None
         return quantities(
-            loss, dtype, reduction, inp.f64("x"), inp.f64("y"),
+            loss,
+            dtype,
+            reduction,
+            inp.f64("x"),
+            inp.f64("y"),
             inp.f64("w") if weighting == "weight" else None,
             inp.f64("p") if weighting == "pos_weight" else None,
-            inp.f64("g") if reduction == "none" else None, ftype)
+            inp.f64("g") if reduction == "none" else None,
+            ftype,
+        )
 
     @staticmethod
-    def _torch_vs_exact(got: torch.Tensor, ex: dict[str, np.ndarray] | None, q: str,
-                        dtype: str, scale: np.ndarray | None) -> float | None:
+    def _torch_vs_exact(
+        got: torch.Tensor,
+        ex: dict[str, np.ndarray] | None,
+        q: str,
+        dtype: str,
+        scale: np.ndarray | None,
+        inp: Inputs,
+    ) -> tuple[float | None, dict[str, Any]]:
         if ex is None:
-            return None
+            return None, {}
         rounded_exact = torch.from_numpy(ex[q].astype(np.float64)).to(TORCH_DTYPES[dtype])
-        err = ulp_errors(got.double().numpy(), ex[q], dtype, scale,
-                         rounded_expected=rounded_exact.double().numpy())
-        return Worst.of(err).ulps
+        a = got.double().numpy()
+        err = ulp_errors(a, ex[q], dtype, scale, rounded_expected=rounded_exact.double().numpy())
+        worst = Worst.of(err)
+        return worst.ulps, _worst_detail(worst.index, a.shape, inp, a, ex[q].astype(np.float64))
 
-    def _cells(self, b: Backend, loss: str, dtype: str, weighting: str, reduction: str,
-               inp: Inputs, ref: Result, ref_raw: Result, ex: dict[str, np.ndarray] | None,
-               tve: dict[str, float | None], sc: dict[str, Any]) -> None:
+    def _cells(
+        self,
+        b: Backend,
+        loss: str,
+        dtype: str,
+        weighting: str,
+        reduction: str,
+        inp: Inputs,
+        ref: Result,
+        ref_raw: Result,
+        ex: dict[str, np.ndarray] | None,
+        tve: dict[str, Any],
+        sc: dict[str, Any],
+    ) -> None:
         key = f"{b.name} {dtype}"
         t0 = time.perf_counter()
-        cells = [Cell(b.name, dtype, loss, weighting, reduction, q,
-                      tolerance_quantity=tolerance_quantity(loss, reduction, q))
-                 for q in QUANTITIES]
+        cells = [
+            Cell(
+                b.name,
+                dtype,
+                loss,
+                weighting,
+                reduction,
+                q,
+                tolerance_quantity=tolerance_quantity(loss, weighting, reduction, q),
+            )
+            for q in QUANTITIES
+        ]
         try:
             got, notes = xbce_result(b, loss, weighting, reduction, inp, dtype)
         except Exception as e:  # a crash is a failing cell, with its traceback
             tb = traceback.format_exc(limit=-3)
             for cell in cells:
                 cell.failure = f"xbce raised {type(e).__name__}: {e}\n{tb}"
-                cell.tolerance_ulps = ulps(cell.tolerance_quantity, dtype, b.name)
+                cell.tolerance_ulps, cell.tolerance_quantity = tolerance(
+                    b, dtype, cell.tolerance_quantity, reduction, cell.quantity
+                )
             self.cells.extend(cells)
             self._print(cells)
             return
         finally:
             self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - t0
         for cell, q in zip(cells, QUANTITIES, strict=True):
-            compare(cell, b, got[q], ref[q], ref_raw[q], None if ex is None else ex[q],
-                    tve[q], sc[q], inp)
+            compare(
+                cell,
+                b,
+                got[q],
+                ref[q],
+                ref_raw[q],
+                None if ex is None else ex[q],
+                tve[q],
+                sc[q],
+                inp,
+            )
             if notes:
                 cell.passed = False
                 cell.failure = "; ".join(notes) + ("\n" + cell.failure if cell.failure else "")
@@ -481,8 +582,12 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": str(os.cpu_count()), "os": platform.platform(),
-            "python": platform.python_version()}
+    info = {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -493,31 +598,44 @@ def versions(backends: list[Backend]) -> dict[str, str]:
 
     v = {"xbce": xbce.__version__, "torch": torch.__version__, "numpy": np.__version__}
     for b in backends:
-        for dist in {"jax": ["jax", "jaxlib"], "jax_gpu": ["jax", "jaxlib"], "dask": ["dask"],
-                     "array_api_strict": ["array-api-strict"], "cupy": ["cupy-cuda12x", "cupy"]
-                     }.get(b.name, []):
+        for dist in {
+            "jax": ["jax", "jaxlib"],
+            "jax_gpu": ["jax", "jaxlib"],
+            "dask": ["dask"],
+            "array_api_strict": ["array-api-strict"],
+            "cupy": ["cupy-cuda12x", "cupy"],
+        }.get(b.name, []):
             try:
                 v[dist] = md.version(dist)
             except md.PackageNotFoundError:
                 continue
-    try:
+    with contextlib.suppress(md.PackageNotFoundError):
         v["array-api-compat"] = md.version("array-api-compat")
-    except md.PackageNotFoundError:
-        pass
     return v
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backends", default="",
-                    help="comma-separated backends (default: every CPU backend that imports: "
-                         f"{', '.join(CPU_BACKENDS)}; also: cupy, torch_cuda, jax_gpu)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--backends",
+        default="",
+        help="comma-separated backends (default: every CPU backend that imports: "
+        f"{', '.join(CPU_BACKENDS)}; also: cupy, torch_cuda, jax_gpu)",
+    )
     ap.add_argument("--dtypes", default=",".join(DTYPES), help="comma-separated dtypes")
-    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "parity",
-                    help="directory of the reports (default: docs/parity)")
-    ap.add_argument("--name", default=None,
-                    help="file name stem (default: cpu, or gpu when a GPU backend is swept)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "docs" / "parity",
+        help="directory of the reports (default: docs/parity)",
+    )
+    ap.add_argument(
+        "--name",
+        default=None,
+        help="file name stem (default: cpu, or gpu when a GPU backend is swept)",
+    )
     ap.add_argument("--rows", type=int, default=100, help="corpus rows (default 100)")
     ap.add_argument("--cols", type=int, default=1000, help="corpus columns (default 1000)")
     ap.add_argument("--seed", type=int, default=20130, help="corpus seed")
@@ -531,7 +649,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             if n not in ALL_BACKENDS:
                 ap.error(f"unknown backend {n!r}; known: {', '.join(ALL_BACKENDS)}")
-            backends.append(load(n))  # asked for by name: unavailable is an error
+            try:  # asked for by name: unavailable is an error
+                backends.append(load(n))
+            except (ImportError, RuntimeError) as e:
+                ap.error(f"backend {n} is not available here: {e}")
     else:
         for n in CPU_BACKENDS:
             try:
@@ -542,14 +663,23 @@ def main(argv: list[str] | None = None) -> int:
     for d in dtypes:
         if d not in DTYPES:
             ap.error(f"unknown dtype {d!r}")
-    name = args.name or ("gpu" if any(b.name in ("cupy", "torch_cuda", "jax_gpu")
-                                      for b in backends) else "cpu")
-    print(f"backends: {', '.join(b.name for b in backends)}; dtypes: {', '.join(dtypes)}; "
-          f"{args.rows} x {args.cols} = {args.rows * args.cols} elements per cell")
+    name = args.name or (
+        "gpu" if any(b.name in ("cupy", "torch_cuda", "jax_gpu") for b in backends) else "cpu"
+    )
+    print(
+        f"backends: {', '.join(b.name for b in backends)}; dtypes: {', '.join(dtypes)}; "
+        f"{args.rows} x {args.cols} = {args.rows * args.cols} elements per cell"
+    )
 
     t0 = time.perf_counter()
-    sweep = Sweep(backends, dtypes, args.rows, args.cols, args.seed,
-                  log=(lambda s: None) if args.quiet else print)
+    sweep = Sweep(
+        backends,
+        dtypes,
+        args.rows,
+        args.cols,
+        args.seed,
+        log=(lambda s: None) if args.quiet else print,
+    )
     sweep.run()
     elapsed = time.perf_counter() - t0
 
@@ -568,8 +698,11 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "exact_reference": {
             "float16/bfloat16/float32": "float64 (NumPy)",
-            "float64": ("x87 80-bit long double (NumPy longdouble), checked against mpmath"
-                        if LONGDOUBLE_OK else "none: long double is no wider than double here"),
+            "float64": (
+                "x87 80-bit long double (NumPy longdouble), checked against mpmath"
+                if LONGDOUBLE_OK
+                else "none: long double is no wider than double here"
+            ),
         },
         **sweep.meta,
         "seconds": round(elapsed, 1),
