@@ -347,3 +347,26 @@ def test_bce_with_logits_gradients_hypothesis(backend: Backend) -> None:
         _check_case(backend, case, f"bcewl {case.dtype} {case.reduction} {tuple(case.x.shape)}")
 
     run()
+
+
+# ------------------------------------------------------------------ large (blocked)
+@pytest.mark.parametrize(("reduction", "g"), [("none", None), ("mean", 0.37)])
+@pytest.mark.parametrize("op", ["bce", "bcewl"])
+def test_gradients_large_arrays(backend: Backend, op: str, reduction: str, g: float | None,
+                                rng: np.random.Generator) -> None:
+    """600,000 elements: NumPy and torch (autograd's backward too) evaluate in blocks."""
+    shape = (1000, 600)
+    n = shape[0] * shape[1]
+    if op == "bce":
+        x = rounded(probabilities(rng, n, subnormal=False), "float32")
+    else:
+        x = rounded(logits(rng, n, extreme=True), "float32")
+        if _flushes(backend, "float32"):
+            x = _zero_where(x, _sigmoid_tiny(x))
+    t = rounded(targets(rng, n, soft=True), "float32")
+    w = rounded(rng.uniform(0.0, 3.0, (shape[0], 1)), "float32")
+    p = rounded(rng.uniform(0.0, 5.0, shape[1]), "float32") if op == "bcewl" else None
+    case = Case(op, x.reshape(shape), t.reshape(shape),
+                _grad_output(rng, reduction, g, shape, "float32"), reduction, weight=w,
+                pos_weight=p)
+    _check_case(backend, case, f"{op} large {reduction} g={g}")

@@ -145,8 +145,17 @@ def bce(
     xp: Namespace,
     lazy: bool = False,
 ) -> Array:
-    """Binary cross-entropy on probabilities, torch's op order (see module docstring)."""
-    return reduce(bce_loss(x, y, weight, xp=xp, lazy=lazy), reduction, xp=xp)
+    """Binary cross-entropy on probabilities, torch's op order (see module docstring).
+
+    ``lazy=True``: a bad target makes its element NaN (``none``) or the result NaN
+    (``mean``/``sum``, tested once on the reduced value, which fuses better under
+    ``jit`` than masking every element, with the same result).
+    """
+    if not lazy or reduction == NONE:
+        return reduce(bce_loss(x, y, weight, xp=xp, lazy=lazy), reduction, xp=xp)
+    total = reduce(bce_loss(x, y, weight, xp=xp), reduction, xp=xp)
+    bad = xp.any(~_in_unit_interval(y))
+    return xp.where(bad, xp.asarray(math.nan, dtype=total.dtype), total)
 
 
 def bce_with_logits_elementwise(
@@ -192,8 +201,11 @@ def poison_out_of_range_targets(loss: Array, y: Array, *, xp: Namespace) -> Arra
     its logs; a bad *target* would give a finite, wrong number, so it is masked here.
     Eager arrays are checked (and raise) instead; see ``_checks.unit_interval``.
     """
-    ok = (y >= 0.0) & (y <= 1.0)
-    return xp.where(ok, loss, xp.asarray(math.nan, dtype=loss.dtype))
+    return xp.where(_in_unit_interval(y), loss, xp.asarray(math.nan, dtype=loss.dtype))
+
+
+def _in_unit_interval(y: Array) -> Array:
+    return (y >= 0.0) & (y <= 1.0)  # NaN fails both
 
 
 # ------------------------------------------------------------------------ gradients
@@ -294,6 +306,30 @@ def chain_dtype(terms: GradTerms, xp: Namespace) -> Any:
     torch computes ``-x * grad`` (and the weight, the ``/ numel``) in float64 and
     autograd casts the target's gradient to float32 last."""
     return xp.result_type(terms.coef.dtype, terms.dtype)
+
+
+def grad_terms(
+    logits: bool,
+    which: str,
+    x: Array,
+    t: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    reduction: str,
+    *,
+    xp: Namespace,
+) -> GradTerms:
+    """The terms of the gradient of BCE (``logits=False``, ``pos_weight`` unused) or
+    BCE-with-logits with respect to ``which``: ``"input"`` or ``"target"``."""
+    if logits:
+        make = (
+            bce_with_logits_input_grad_terms
+            if which == "input"
+            else bce_with_logits_target_grad_terms
+        )
+        return make(x, t, weight, pos_weight, reduction, xp=xp)
+    make_bce = bce_input_grad_terms if which == "input" else bce_target_grad_terms
+    return make_bce(x, t, weight, reduction, xp=xp)
 
 
 def apply_backward(grad: Array, terms: GradTerms, *, xp: Namespace) -> Array:

@@ -303,40 +303,13 @@ def _backward(
         pos_weight=pos_weight,
         grad_output=grad_output,
     )
-    like = input if which == "input" else target
     if is_jax_namespace(xp):
         from . import _jax_autodiff as J
 
         return J.backward(op == _BCEWL, which, reduction, grad_output, input, target, weight,
                           pos_weight)
-    terms_of = _GRAD_TERMS[op, which]
-    # the elementwise chain ends with torch's ``/ numel`` of the whole array (blocks too)
-    n = F.numel(like) if reduction == F.MEAN else None
-
-    def grad(g: Array, x: Array, y: Array, w: Array | None, p: Array | None, *, xp: Any) -> Array:
-        terms = terms_of(x, y, w, p, xp=xp)._replace(numel=n)
-        return F.apply_backward(g, terms, xp=xp)
-
-    return E.elementwise(
-        grad, like, grad_output, input, target, weight, pos_weight, dtype=like.dtype, xp=xp
-    )
-
-
-def _bce_terms(terms_of: Any) -> Any:
-    return lambda x, y, w, p, *, xp: terms_of(x, y, w, F.NONE, xp=xp)
-
-
-def _bcewl_terms(terms_of: Any) -> Any:
-    return lambda x, t, w, p, *, xp: terms_of(x, t, w, p, F.NONE, xp=xp)
-
-
-#: ``(op, which) -> terms(x, target, weight, pos_weight, *, xp)``, elementwise
-_GRAD_TERMS = {
-    (_BCE, "input"): _bce_terms(F.bce_input_grad_terms),
-    (_BCE, "target"): _bce_terms(F.bce_target_grad_terms),
-    (_BCEWL, "input"): _bcewl_terms(F.bce_with_logits_input_grad_terms),
-    (_BCEWL, "target"): _bcewl_terms(F.bce_with_logits_target_grad_terms),
-}
+    return E.gradient(op == _BCEWL, which, grad_output, input, target, weight, pos_weight,
+                      reduction, xp=xp)
 
 
 def binary_cross_entropy_backward(

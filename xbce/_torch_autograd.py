@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from . import _evaluate as E
 from . import _formulas as F
 
 
@@ -44,6 +45,27 @@ def _lazy(*tensors: Any) -> bool:
     return any(wrapped(t) or t.device.type == "meta" for t in tensors)
 
 
+def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -> list[Any]:
+    """The gradients autograd asks for (``None`` for the others).
+
+    In blocks (``_evaluate``) unless autograd records the backward itself
+    (``create_graph=True``: grad mode is on inside ``backward``) or the tensors are
+    lazy (``torch.compile``, ``torch.func``), where whole-tensor ops are needed.
+    """
+    r, xp = ctx.reduction, ctx.xp
+    blocked = not ctx.lazy and not torch.is_grad_enabled()
+    out = []
+    for which, needed in zip(("input", "target"), ctx.needs_input_grad[:2]):
+        if not needed:
+            out.append(None)
+        elif blocked:
+            out.append(E.gradient(logits, which, g, x, t, w, p, r, xp=xp))
+        else:
+            terms = F.grad_terms(logits, which, x, t, w, p, r, xp=xp)
+            out.append(F.apply_backward(g, terms, xp=xp))
+    return out
+
+
 class BinaryCrossEntropy(torch.autograd.Function):
     """torch's BCE gradients and forward-mode formula (derivatives.yaml)."""
 
@@ -51,24 +73,21 @@ class BinaryCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(x: Any, y: Any, w: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
-        return F.bce(x, y, w, reduction, xp=xp, lazy=lazy)
+        if lazy:
+            return F.bce(x, y, w, reduction, xp=xp, lazy=True)
+        return E.reduced(F.bce_loss, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        x, y, w, reduction, _, xp = inputs
+        x, y, w, reduction, lazy, xp = inputs
         ctx.save_for_backward(x, y, w)
         ctx.save_for_forward(x, y, w)
-        ctx.reduction, ctx.xp = reduction, xp
+        ctx.reduction, ctx.lazy, ctx.xp = reduction, lazy, xp
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
         x, y, w = ctx.saved_tensors
-        r, xp = ctx.reduction, ctx.xp
-        gx = gy = None
-        if ctx.needs_input_grad[0]:
-            gx = F.apply_backward(g, F.bce_input_grad_terms(x, y, w, r, xp=xp), xp=xp)
-        if ctx.needs_input_grad[1]:
-            gy = F.apply_backward(g, F.bce_target_grad_terms(x, y, w, r, xp=xp), xp=xp)
+        gx, gy = _gradients(ctx, False, g, x, y, w, None)
         return gx, gy, None, None, None, None
 
     @staticmethod
@@ -100,28 +119,25 @@ class BinaryCrossEntropyWithLogits(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(x: Any, t: Any, w: Any, p: Any, reduction: str, xp: Any) -> Any:  # type: ignore[override]
-        return F.bce_with_logits(x, t, w, p, reduction, xp=xp)
+    def forward(x: Any, t: Any, w: Any, p: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
+        if lazy:
+            return F.bce_with_logits(x, t, w, p, reduction, xp=xp)
+        return E.reduced(
+            F.bce_with_logits_loss, x, x, t, w, p, dtype=t.dtype, reduction=reduction, xp=xp
+        )
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        x, t, w, p, reduction, xp = inputs
+        x, t, w, p, reduction, lazy, xp = inputs
         ctx.save_for_backward(x, t, w, p)
         ctx.save_for_forward(x, t, w, p)
-        ctx.reduction, ctx.xp = reduction, xp
+        ctx.reduction, ctx.lazy, ctx.xp = reduction, lazy, xp
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
         x, t, w, p = ctx.saved_tensors
-        r, xp = ctx.reduction, ctx.xp
-        gx = gt = None
-        if ctx.needs_input_grad[0]:
-            terms = F.bce_with_logits_input_grad_terms(x, t, w, p, r, xp=xp)
-            gx = F.apply_backward(g, terms, xp=xp)
-        if ctx.needs_input_grad[1]:
-            terms = F.bce_with_logits_target_grad_terms(x, t, w, p, r, xp=xp)
-            gt = F.apply_backward(g, terms, xp=xp)
-        return gx, gt, None, None, None, None
+        gx, gt = _gradients(ctx, True, g, x, t, w, p)
+        return gx, gt, None, None, None, None, None
 
     @staticmethod
     def jvp(ctx: Any, xt: Any, tt: Any, *_: Any) -> Any:  # type: ignore[override]
@@ -137,5 +153,10 @@ class BinaryCrossEntropyWithLogits(torch.autograd.Function):
         return _reduce_tangent(out, r, xp)
 
 
-#: ``BCEWithLogits.apply(input, target, weight, pos_weight, reduction, xp)``
-BCEWithLogits = BinaryCrossEntropyWithLogits
+class BCEWithLogits:
+    """``BCEWithLogits.apply(input, target, weight, pos_weight, reduction, xp)``:
+    :class:`BinaryCrossEntropyWithLogits`, told whether the values are lazy."""
+
+    @staticmethod
+    def apply(x: Any, t: Any, w: Any, p: Any, reduction: str, xp: Any) -> Any:
+        return BinaryCrossEntropyWithLogits.apply(x, t, w, p, reduction, _lazy(x, t), xp)  # type: ignore[no-untyped-call]
