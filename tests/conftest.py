@@ -97,11 +97,13 @@ def flush_subnormals(t: torch.Tensor) -> torch.Tensor:
 
 
 def allow_flushed(actual: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
-    """Under FTZ, a result within 2 smallest normals of 0 may be flushed to 0 when a
-    subnormal intermediate was (e.g. exp(-87.5) inside log_sigmoid)."""
+    """Under FTZ, a result within 16 smallest normals of 0 may be flushed to 0 when a
+    subnormal intermediate was (e.g. exp(-87.5) inside log_sigmoid, or ``grad * coef``
+    before ``* weight``): the factors applied after the flushed step (weights <= 4,
+    upstream gradients <= 2 in the tests) scale it by less than 8."""
     if expected.dtype == torch.float16:
         return expected
-    near = expected.abs() < 2 * torch.finfo(expected.dtype).smallest_normal
+    near = expected.abs() < 16 * torch.finfo(expected.dtype).smallest_normal
     return torch.where(near & (actual == 0), actual, flush_subnormals(expected))
 
 

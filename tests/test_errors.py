@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-
-import xbce
 from backends import Backend, rounded
 from conftest import check
+
+import xbce
 
 FUNCS = {
     "bce": (xbce.binary_cross_entropy, TF.binary_cross_entropy),
@@ -39,7 +39,7 @@ def _materialize(a):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("name", FUNCS)
 def test_bad_reduction_raises_before_touching_data(name: str) -> None:
     ours, _ = FUNCS[name]
-    with pytest.raises(ValueError, match="^avg is not a valid value for reduction$"):
+    with pytest.raises(ValueError, match=r"^avg is not a valid value for reduction$"):
         ours(object(), object(), reduction="avg")  # the arrays are never looked at
     with pytest.raises(ValueError, match="is not a valid value for reduction"):
         xbce.BCELoss(reduction="bogus")
@@ -49,8 +49,9 @@ def test_elementwise_mean_is_deprecated_mean(backend: Backend) -> None:
     x, y = backend.asarray([0.2, 0.7], "float32"), backend.asarray([0.0, 1.0], "float32")
     with pytest.warns(UserWarning, match="elementwise_mean"):
         got = xbce.binary_cross_entropy(x, y, reduction="elementwise_mean")
-    expected = TF.binary_cross_entropy(rounded([0.2, 0.7], "float32"),
-                                       rounded([0.0, 1.0], "float32"))
+    expected = TF.binary_cross_entropy(
+        rounded([0.2, 0.7], "float32"), rounded([0.0, 1.0], "float32")
+    )
     check(backend, got, expected, "reduced", "float32", scale=expected.abs() * 2)
 
 
@@ -61,8 +62,11 @@ def test_shape_mismatch_is_torchs_value_error(backend: Backend, name: str, xs, y
     ours, theirs = FUNCS[name]
     expected = torch_error(theirs, torch.full(xs, 0.5), torch.full(ys, 0.5))
     assert type(expected) is ValueError
-    x, y = backend.asarray(np.full(xs, 0.5), "float32"), backend.asarray(np.full(ys, 0.5), "float32")
-    with pytest.raises(ValueError) as info:
+    x, y = (
+        backend.asarray(np.full(xs, 0.5), "float32"),
+        backend.asarray(np.full(ys, 0.5), "float32"),
+    )
+    with pytest.raises(ValueError, match="size") as info:
         ours(x, y)
     if backend.name.startswith("torch"):
         assert str(info.value) == str(expected)
@@ -93,10 +97,14 @@ def _dask(a):  # type: ignore[no-untyped-def]
 def test_bce_dtype_mismatch(backend: Backend) -> None:
     if "float64" not in backend.dtypes:
         pytest.skip(f"{backend.name} has no float64")
-    expected = torch_error(TF.binary_cross_entropy, torch.tensor([0.5]), torch.tensor([0.5]).double())
+    expected = torch_error(
+        TF.binary_cross_entropy, torch.tensor([0.5]), torch.tensor([0.5]).double()
+    )
     assert "Found dtype Double but expected Float" in str(expected)
     with pytest.raises(RuntimeError, match="Found dtype float64 but expected float32") as info:
-        xbce.binary_cross_entropy(backend.asarray([0.5], "float32"), backend.asarray([0.5], "float64"))
+        xbce.binary_cross_entropy(
+            backend.asarray([0.5], "float32"), backend.asarray([0.5], "float64")
+        )
     assert isinstance(info.value, TypeError)
 
 
@@ -106,16 +114,18 @@ def test_bcewl_output_has_target_dtype(backend: Backend) -> None:
     xt, tt = rounded([0.3, -2.0, 40.0], "float64"), rounded([0.7, 1.0, 0.0], "float32")
     expected = TF.binary_cross_entropy_with_logits(xt, tt, reduction="none")
     assert expected.dtype == torch.float32
-    got = xbce.binary_cross_entropy_with_logits(backend.asarray(xt, "float64"),
-                                                backend.asarray(tt, "float32"), reduction="none")
+    got = xbce.binary_cross_entropy_with_logits(
+        backend.asarray(xt, "float64"), backend.asarray(tt, "float32"), reduction="none"
+    )
     check(backend, got, expected, "bcewl", "float32", scale=expected.abs() + 40)
 
 
 def test_bcewl_integer_and_bool_target_rejected(backend: Backend) -> None:
     x = backend.asarray([0.5, 0.5], "float32")
     for bad in (np.asarray([0, 1]), np.asarray([False, True])):
-        expected = torch_error(TF.binary_cross_entropy_with_logits, torch.tensor([0.5, 0.5]),
-                               torch.as_tensor(bad))
+        expected = torch_error(
+            TF.binary_cross_entropy_with_logits, torch.tensor([0.5, 0.5]), torch.as_tensor(bad)
+        )
         t = backend.xp.asarray(bad) if backend.name != "dask" else _dask(bad)
         with pytest.raises(RuntimeError) as info:
             xbce.binary_cross_entropy_with_logits(x, t)
@@ -140,15 +150,35 @@ def test_out_of_range_values(backend: Backend, bad: float, where: str) -> None:
         out = xbce.binary_cross_entropy(x, y, reduction="none")
         assert np.isnan(np.asarray(_materialize(out))[0])
         assert not np.isnan(np.asarray(_materialize(out))[1:]).any()
+        for reduction in ("mean", "sum"):
+            out = xbce.binary_cross_entropy(x, y, reduction=reduction)
+            assert np.isnan(np.asarray(_materialize(out)))
         return
-    with pytest.raises(ValueError, match="^all elements of .* should be between 0 and 1$") as info:
-        xbce.binary_cross_entropy(x, y)
-    assert isinstance(info.value, RuntimeError)
-    assert str(info.value) == str(expected)
+    pattern = r"^all elements of .* should be between 0 and 1$"
+    for reduction in ("mean", "sum", "none"):
+        with pytest.raises(ValueError, match=pattern) as info:
+            xbce.binary_cross_entropy(x, y, reduction=reduction)
+        assert isinstance(info.value, RuntimeError)
+        assert str(info.value) == str(expected)
 
 
-@pytest.mark.parametrize(("xv", "yv"), [([0.5, 2.0, 0.5], [0.5, 0.5, -1.0]),
-                                        ([0.5, 0.5, 2.0], [0.5, -1.0, 0.5])])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nan_or_inf_weight_is_not_a_value_error(backend: Backend, reduction: str) -> None:
+    """Valid probabilities with a NaN or inf weight: a NaN loss, as in torch, no error
+    (xbce's eager check of the input rides on the reduced loss being NaN)."""
+    xt, yt = rounded([0.5, 0.0, 0.25], "float32"), rounded([1.0, 0.0, 0.5], "float32")
+    wt = rounded([1.0, float("inf"), float("nan")], "float32")
+    expected = TF.binary_cross_entropy(xt, yt, weight=wt, reduction=reduction)
+    got = xbce.binary_cross_entropy(backend.asarray(xt, "float32"),
+                                    backend.asarray(yt, "float32"),
+                                    backend.asarray(wt, "float32"), reduction=reduction)
+    check(backend, got, expected, "bce" if reduction == "none" else "reduced", "float32",
+          scale=torch.tensor(10.0))
+
+
+@pytest.mark.parametrize(
+    ("xv", "yv"), [([0.5, 2.0, 0.5], [0.5, 0.5, -1.0]), ([0.5, 0.5, 2.0], [0.5, -1.0, 0.5])]
+)
 def test_first_bad_element_decides_the_message(backend: Backend, xv, yv) -> None:  # type: ignore[no-untyped-def]
     if backend.lazy:
         pytest.skip("lazy arrays are not read")
@@ -161,22 +191,29 @@ def test_first_bad_element_decides_the_message(backend: Backend, xv, yv) -> None
 def test_negative_zero_and_bounds_accepted(backend: Backend) -> None:
     xt, yt = rounded([-0.0, 0.0, 1.0, 1.0], "float32"), rounded([0.0, 1.0, 1.0, -0.0], "float32")
     expected = TF.binary_cross_entropy(xt, yt, reduction="none")
-    got = xbce.binary_cross_entropy(backend.asarray(xt, "float32"), backend.asarray(yt, "float32"),
-                                    reduction="none")
+    got = xbce.binary_cross_entropy(
+        backend.asarray(xt, "float32"), backend.asarray(yt, "float32"), reduction="none"
+    )
     check(backend, got, expected, "bce", "float32")  # includes x = y = 1 -> -0.0
 
 
 def test_bcewl_accepts_any_target(backend: Backend) -> None:
-    xt, tt = rounded([0.3, 0.3, 0.3, 1.0], "float32"), rounded([2.0, -1.0, float("nan"), 0.5], "float32")
+    xt, tt = (
+        rounded([0.3, 0.3, 0.3, 1.0], "float32"),
+        rounded([2.0, -1.0, float("nan"), 0.5], "float32"),
+    )
     expected = TF.binary_cross_entropy_with_logits(xt, tt, reduction="none")
-    got = xbce.binary_cross_entropy_with_logits(backend.asarray(xt, "float32"),
-                                                backend.asarray(tt, "float32"), reduction="none")
+    got = xbce.binary_cross_entropy_with_logits(
+        backend.asarray(xt, "float32"), backend.asarray(tt, "float32"), reduction="none"
+    )
     check(backend, got, expected, "bcewl", "float32", scale=expected.abs() + 1)
 
 
 # ------------------------------------------------------------------------- weights
 @pytest.mark.parametrize("name", FUNCS)
-@pytest.mark.parametrize("wshape", [(), (3,), (1, 3), (2, 1), (2, 3), (1,), (2,), (1, 2, 3), (2, 2, 3), (4,)])
+@pytest.mark.parametrize(
+    "wshape", [(), (3,), (1, 3), (2, 1), (2, 3), (1,), (2,), (1, 2, 3), (2, 2, 3), (4,)]
+)
 def test_weight_broadcasts_into_input(backend: Backend, name: str, wshape) -> None:  # type: ignore[no-untyped-def]
     ours, theirs = FUNCS[name]
     xt, yt = rounded(np.full((2, 3), 0.25), "float32"), rounded(np.full((2, 3), 1.0), "float32")
@@ -185,12 +222,20 @@ def test_weight_broadcasts_into_input(backend: Backend, name: str, wshape) -> No
         expected = theirs(xt, yt, weight=wt, reduction="none")
     except RuntimeError:
         with pytest.raises(RuntimeError) as info:
-            ours(backend.asarray(xt, "float32"), backend.asarray(yt, "float32"),
-                 backend.asarray(wt, "float32"), reduction="none")
+            ours(
+                backend.asarray(xt, "float32"),
+                backend.asarray(yt, "float32"),
+                backend.asarray(wt, "float32"),
+                reduction="none",
+            )
         assert isinstance(info.value, ValueError)
         return
-    got = ours(backend.asarray(xt, "float32"), backend.asarray(yt, "float32"),
-               backend.asarray(wt, "float32"), reduction="none")
+    got = ours(
+        backend.asarray(xt, "float32"),
+        backend.asarray(yt, "float32"),
+        backend.asarray(wt, "float32"),
+        reduction="none",
+    )
     check(backend, got, expected, name, "float32", scale=expected.abs() + 1)
 
 
@@ -204,12 +249,17 @@ def test_pos_weight_broadcasts_along_last_axis(backend: Backend, pshape) -> None
     except RuntimeError:
         with pytest.raises(RuntimeError):
             xbce.binary_cross_entropy_with_logits(
-                backend.asarray(xt, "float32"), backend.asarray(tt, "float32"),
-                pos_weight=backend.asarray(pt, "float32"))
+                backend.asarray(xt, "float32"),
+                backend.asarray(tt, "float32"),
+                pos_weight=backend.asarray(pt, "float32"),
+            )
         return
     got = xbce.binary_cross_entropy_with_logits(
-        backend.asarray(xt, "float32"), backend.asarray(tt, "float32"), reduction="none",
-        pos_weight=backend.asarray(pt, "float32"))
+        backend.asarray(xt, "float32"),
+        backend.asarray(tt, "float32"),
+        reduction="none",
+        pos_weight=backend.asarray(pt, "float32"),
+    )
     check(backend, got, expected, "bcewl", "float32", scale=expected.abs() + 3 * 12)
 
 
@@ -217,14 +267,18 @@ def test_pos_weight_broadcasts_along_last_axis(backend: Backend, pshape) -> None
 def test_weight_of_other_dtype_keeps_input_dtype(backend: Backend, wdtype: str) -> None:
     if wdtype == "float64" and "float64" not in backend.dtypes:
         pytest.skip(f"{backend.name} has no float64")
-    w_np = {"int64": np.asarray([3, 0, 2]), "bool": np.asarray([True, False, True]),
-            "float64": np.asarray([0.1, 2.0, 1.0 / 3.0])}[wdtype]
+    w_np = {
+        "int64": np.asarray([3, 0, 2]),
+        "bool": np.asarray([True, False, True]),
+        "float64": np.asarray([0.1, 2.0, 1.0 / 3.0]),
+    }[wdtype]
     xt, yt = rounded([0.2, 0.7, 0.9], "float32"), rounded([0.0, 1.0, 1.0], "float32")
     expected = TF.binary_cross_entropy(xt, yt, weight=torch.as_tensor(w_np), reduction="none")
     assert expected.dtype == torch.float32
     w = _dask(w_np) if backend.name == "dask" else backend.xp.asarray(w_np)
-    got = xbce.binary_cross_entropy(backend.asarray(xt, "float32"), backend.asarray(yt, "float32"),
-                                    w, reduction="none")
+    got = xbce.binary_cross_entropy(
+        backend.asarray(xt, "float32"), backend.asarray(yt, "float32"), w, reduction="none"
+    )
     check(backend, got, expected, "bce", "float32")
 
 
@@ -233,8 +287,12 @@ def test_mean_is_not_a_weighted_mean(backend: Backend) -> None:
     wt = rounded([1.0, 2.0, 3.0], "float32")
     for reduction in ("mean", "sum"):
         expected = TF.binary_cross_entropy(xt, yt, weight=wt, reduction=reduction)
-        got = xbce.binary_cross_entropy(backend.asarray(xt, "float32"), backend.asarray(yt, "float32"),
-                                        backend.asarray(wt, "float32"), reduction=reduction)
+        got = xbce.binary_cross_entropy(
+            backend.asarray(xt, "float32"),
+            backend.asarray(yt, "float32"),
+            backend.asarray(wt, "float32"),
+            reduction=reduction,
+        )
         check(backend, got, expected, "reduced", "float32", scale=expected.abs())
 
 
@@ -263,8 +321,15 @@ def test_empty_and_zero_d(backend: Backend, dtype: str, name: str, reduction: st
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # torch's mean of nothing is NaN, silently
             got = ours(backend.asarray(xt, dtype), backend.asarray(yt, dtype), reduction=reduction)
-            check(backend, got, expected, name if reduction == "none" else "reduced", dtype,
-                  scale=expected.abs() + 1, what=f"shape {shape}")
+            check(
+                backend,
+                got,
+                expected,
+                name if reduction == "none" else "reduced",
+                dtype,
+                scale=expected.abs() + 1,
+                what=f"shape {shape}",
+            )
 
 
 def test_inputs_are_not_modified() -> None:
@@ -278,9 +343,10 @@ def test_inputs_are_not_modified() -> None:
     for reduction in ("none", "mean"):
         xbce.binary_cross_entropy(x, y, w, reduction=reduction)
         xbce.binary_cross_entropy_with_logits(x, y, w, reduction=reduction, pos_weight=w)
-        xbce.binary_cross_entropy_backward(np.float32(1.0) if reduction == "mean" else y, x, y, w,
-                                           reduction=reduction)
-    for a, c in zip((x, y, w), copies):
+        xbce.binary_cross_entropy_backward(
+            np.float32(1.0) if reduction == "mean" else y, x, y, w, reduction=reduction
+        )
+    for a, c in zip((x, y, w), copies, strict=False):
         np.testing.assert_array_equal(a, c)
     xt, yt = torch.tensor(copies[0], requires_grad=True), torch.tensor(copies[1])
     before = xt.detach().clone()
@@ -303,14 +369,35 @@ def test_large_arrays(backend: Backend, layout: str, reduction: str) -> None:
         ours, theirs = FUNCS[name]
         kw = {"pos_weight": pt} if name == "bcewl" else {}
         expected = theirs(xt, yt, weight=wt, reduction=reduction, **kw)
-        bkw = {"pos_weight": backend.asarray(pt, "float32")} if name == "bcewl" and pt is not None else {}
-        got = ours(backend.asarray(xt, "float32"), backend.asarray(yt, "float32"),
-                   None if wt is None else backend.asarray(wt, "float32"), reduction=reduction, **bkw)
-        el = theirs(xt.double(), yt.double(), weight=None if wt is None else wt.double(),
-                    reduction="none", **({"pos_weight": pt.double()} if pt is not None and name == "bcewl" else {}))
+        bkw = (
+            {"pos_weight": backend.asarray(pt, "float32")}
+            if name == "bcewl" and pt is not None
+            else {}
+        )
+        got = ours(
+            backend.asarray(xt, "float32"),
+            backend.asarray(yt, "float32"),
+            None if wt is None else backend.asarray(wt, "float32"),
+            reduction=reduction,
+            **bkw,
+        )
+        el = theirs(
+            xt.double(),
+            yt.double(),
+            weight=None if wt is None else wt.double(),
+            reduction="none",
+            **({"pos_weight": pt.double()} if pt is not None and name == "bcewl" else {}),
+        )
         scale = el.abs() + 1 if reduction == "none" else el.abs().sum()
-        check(backend, got, expected, name if reduction == "none" else "reduced", "float32",
-              scale=scale, what=f"{name} {layout} {reduction}")
+        check(
+            backend,
+            got,
+            expected,
+            name if reduction == "none" else "reduced",
+            "float32",
+            scale=scale,
+            what=f"{name} {layout} {reduction}",
+        )
 
 
 # ------------------------------------------------------------------------- modules
@@ -319,10 +406,17 @@ def test_modules_call_the_functions_and_repr(backend: Backend) -> None:
     wt = rounded([1.0, 2.0, 0.5], "float32")
     x, y, w = (backend.asarray(a, "float32") for a in (xt, yt, wt))
     loss = xbce.BCELoss(w, "sum")
-    check(backend, loss(x, y), torch.nn.BCELoss(wt, reduction="sum")(xt, yt), "reduced", "float32",
-          scale=torch.tensor(10.0))
+    check(
+        backend,
+        loss(x, y),
+        torch.nn.BCELoss(wt, reduction="sum")(xt, yt),
+        "reduced",
+        "float32",
+        scale=torch.tensor(10.0),
+    )
     assert repr(xbce.BCELoss()) == "BCELoss()"
-    assert "reduction='sum'" in repr(loss) and "weight=" in repr(loss)
+    assert "reduction='sum'" in repr(loss)
+    assert "weight=" in repr(loss)
     lw = xbce.BCEWithLogitsLoss(pos_weight=w)
     expected = torch.nn.BCEWithLogitsLoss(pos_weight=wt)(xt, yt)
     check(backend, lw(x, y), expected, "reduced", "float32", scale=torch.tensor(10.0))

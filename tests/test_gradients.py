@@ -200,26 +200,6 @@ def test_explicit_backward_broadcasts_grad_output(backend: Backend, op: str) -> 
     check(backend, gy, ey, qy, "float32", scale=sy, what="broadcast grad_output d/dtarget")
 
 
-@pytest.mark.parametrize("op", ["bce", "bcewl"])
-@pytest.mark.parametrize("reduction", ["none", "mean"])
-def test_gradients_large_arrays(backend: Backend, op: str, reduction: str) -> None:
-    """Above 2**18 elements NumPy and torch on the CPU evaluate the backward in blocks."""
-    if backend.name not in ("numpy", "torch"):
-        pytest.skip("only NumPy and torch on the CPU evaluate in blocks (xbce._evaluate)")
-    rng = np.random.default_rng(3)
-    shape = (1000, 300)
-    if op == "bce":
-        x = rounded(rng.uniform(0.0, 1.0, shape), "float32")
-    else:
-        x = rounded(rng.normal(0.0, 4.0, shape), "float32")
-    y = rounded(targets(rng, x.numel(), soft=True).reshape(shape), "float32")
-    w = rounded(rng.uniform(0.0, 2.0, (shape[0], 1)), "float32")
-    p = rounded(rng.uniform(0.0, 3.0, shape[1]), "float32") if op == "bcewl" else None
-    case = Case(op, x, y, _grad_output(rng, reduction, 0.37, shape, "float32"), reduction,
-                weight=w, pos_weight=p)
-    _check_case(backend, case, f"{op} large {reduction}")
-
-
 # ----------------------------------------------------------------- mixed dtypes
 def _mixed(backend: Backend, reduction: str) -> tuple[list[Any], torch.Tensor, torch.Tensor,
                                                       torch.Tensor]:

@@ -133,22 +133,32 @@ def not_differentiable(op: str, **named: Any) -> None:
             )
 
 
-def unit_interval(x: Array, y: Array, xp: Namespace) -> None:
+def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = None) -> None:
     """Eager arrays only: every input and target element must lie in [0, 1].
 
-    One host synchronisation for both arrays: ``min``/``max`` propagate NaN, and NaN
-    fails both comparisons. When something fails, the first bad element in memory
-    order decides the message, as in torch's per-element kernel.
+    One host synchronisation: ``min``/``max`` propagate NaN, and NaN fails both
+    comparisons. ``reduced``, the loss's ``mean`` or ``sum`` when it is already
+    computed, stands in for the input's check: an input element outside [0, 1], NaN or
+    inf makes its loss NaN (through ``log``/``log1p``, whatever the target and weight),
+    hence the sum, so only the targets need their own ``min``/``max``. When something
+    fails, the first bad element in memory order decides the message, as in torch's
+    per-element kernel; a NaN from the weight alone is not an error.
     """
     if numel(x) == 0:
         return
-    ok = (xp.min(x) >= 0) & (xp.max(x) <= 1) & (xp.min(y) >= 0) & (xp.max(y) <= 1)
+    ok = (xp.min(y) >= 0) & (xp.max(y) <= 1)
+    if reduced is None:
+        ok = ok & (xp.min(x) >= 0) & (xp.max(x) <= 1)
+    else:
+        ok = ok & ~xp.isnan(reduced)
     if bool(ok):
         return
     bad_x = xp.reshape(~((x >= 0) & (x <= 1)), (-1,))
     bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
     first_x = int(xp.argmax(xp.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
     first_y = int(xp.argmax(xp.astype(bad_y, xp.int8))) if bool(xp.any(bad_y)) else None
+    if first_x is None and first_y is None:
+        return  # valid values; the NaN came from the weight
     which = (
         "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
     )

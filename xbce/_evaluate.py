@@ -141,22 +141,28 @@ class _NumPyNamespace:
 
 
 class _TorchNamespace:
-    """array-api-compat's torch namespace with a faster ``maximum(array, python_float)``:
-    ``torch.clamp_min``, the same values (NaN propagates), without the compat wrapper's
-    type promotion (half the time of a block's clamp)."""
+    """array-api-compat's torch namespace with a faster ``maximum``/``minimum`` of an
+    array and a Python float: ``torch.clamp_min``/``clamp_max``, the same values (NaN
+    propagates), without the compat wrapper's type promotion (half the time)."""
 
     def __init__(self, xp: Any) -> None:
+        import torch
+
         self._xp = xp
+        self._torch = torch
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._xp, name)
 
     def maximum(self, a: Array, b: Array | float) -> Array:
         if isinstance(b, float):
-            import torch
-
-            return torch.clamp_min(a, b)
+            return self._torch.clamp_min(a, b)
         return self._xp.maximum(a, b)
+
+    def minimum(self, a: Array, b: Array | float) -> Array:
+        if isinstance(b, float):
+            return self._torch.clamp_max(a, b)
+        return self._xp.minimum(a, b)
 
 
 def _fast(xp: Any) -> Any:
@@ -173,10 +179,10 @@ def _blockable(like: Array, xp: Any) -> bool:
         return False
     if is_numpy_namespace(xp):
         return True
-    return is_torch_namespace(xp) and like.device.type == "cpu"
+    return is_torch_namespace(xp) and bool(like.device.type == "cpu")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="xbce")
 
@@ -276,7 +282,7 @@ def _dask(fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype:
     from dask.base import tokenize
 
     blocks = [
-        None if a is None else da.broadcast_to(da.asarray(a), like.shape).rechunk(like.chunks)
+        None if a is None else da.broadcast_to(da.asarray(a), like.shape).rechunk(like.chunks)  # type: ignore[no-untyped-call]
         for a in arrays
     ]
     present = [b for b in blocks if b is not None]
@@ -285,7 +291,7 @@ def _dask(fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype:
     # named from the inputs' names and ``fn``'s repr: dask would otherwise tokenize
     # ``kernel`` by pickling it, ~10 ms per call
     name = "xbce-" + tokenize(repr(fn), [b.name for b in present], str(dtype))
-    return da.map_blocks(kernel, *present, dtype=dtype, meta=meta, name=name)
+    return da.map_blocks(kernel, *present, dtype=dtype, meta=meta, name=name)  # type: ignore[no-untyped-call]
 
 
 def _numpy_chunk(fn: Elementwise, present: tuple[bool, ...], *chunks: Any) -> Any:

@@ -166,21 +166,28 @@ def binary_cross_entropy(
     """
     xp, reduction = _prepare(_BCE, input, target, reduction, weight=weight)
     lazy = _is_lazy(xp, input, target)
-    if not lazy:
+    if lazy:
+        return _bce(xp, True, input, target, weight, reduction)
+    if reduction == F.NONE:
         _checks.unit_interval(input, target, xp)
+        return _bce(xp, False, input, target, weight, reduction)
+    out = _bce(xp, False, input, target, weight, reduction)
+    _checks.unit_interval(input, target, xp, reduced=out)  # raises before returning
+    return out
+
+
+def _bce(xp: Any, lazy: bool, x: Array, y: Array, w: Array | None, reduction: str) -> Array:
     if is_torch_namespace(xp):
         from . import _torch_autograd as T
 
-        if T.needs_autograd(input, target):
-            return T.BCE.apply(input, target, weight, reduction, xp)
+        if T.needs_autograd(x, y):
+            return T.BCE.apply(x, y, w, reduction, xp)
     elif is_jax_namespace(xp):
         from . import _jax_autodiff as J
 
-        return J.evaluate_bce(reduction, lazy, input, target, weight)
+        return J.evaluate_bce(reduction, lazy, x, y, w)
     fn = partial(F.bce_loss, lazy=lazy)
-    return E.reduced(
-        fn, input, input, target, weight, dtype=input.dtype, reduction=reduction, xp=xp
-    )
+    return E.reduced(fn, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
 
 
 def binary_cross_entropy_with_logits(

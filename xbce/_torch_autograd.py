@@ -54,8 +54,8 @@ def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -
     """
     r, xp = ctx.reduction, ctx.xp
     blocked = not ctx.lazy and not torch.is_grad_enabled()
-    out = []
-    for which, needed in zip(("input", "target"), ctx.needs_input_grad[:2]):
+    out: list[Any] = []
+    for which, needed in zip(("input", "target"), ctx.needs_input_grad[:2], strict=True):
         if not needed:
             out.append(None)
         elif blocked:
