@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from ._compat import is_numpy_namespace, is_torch_namespace
 from ._formulas import MEAN, NONE, SUM, numel
 
 Array = Any
@@ -133,6 +134,13 @@ def not_differentiable(op: str, **named: Any) -> None:
             )
 
 
+def _on_host(x: Array, xp: Namespace) -> bool:
+    """Whether reading a 0-d value costs no device synchronisation (NumPy, torch CPU)."""
+    if is_numpy_namespace(xp):
+        return True
+    return is_torch_namespace(xp) and bool(x.device.type == "cpu")
+
+
 def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = None) -> None:
     """Eager arrays only: every input and target element must lie in [0, 1].
 
@@ -146,13 +154,22 @@ def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = 
     """
     if numel(x) == 0:
         return
-    ok = (xp.min(y) >= 0) & (xp.max(y) <= 1)
-    if reduced is None:
-        ok = ok & (xp.min(x) >= 0) & (xp.max(x) <= 1)
+    if _on_host(x, xp):  # short-circuiting Python beats a chain of ops on 0-d arrays
+        ok = bool(xp.min(y) >= 0) and bool(xp.max(y) <= 1)
+        if reduced is None:
+            ok = ok and bool(xp.min(x) >= 0) and bool(xp.max(x) <= 1)
+        else:
+            ok = ok and not bool(xp.isnan(reduced))
+        if ok:
+            return
     else:
-        ok = ok & ~xp.isnan(reduced)
-    if bool(ok):
-        return
+        ok_arr = (xp.min(y) >= 0) & (xp.max(y) <= 1)
+        if reduced is None:
+            ok_arr = ok_arr & (xp.min(x) >= 0) & (xp.max(x) <= 1)
+        else:
+            ok_arr = ok_arr & ~xp.isnan(reduced)
+        if bool(ok_arr):  # the one host synchronisation
+            return
     bad_x = xp.reshape(~((x >= 0) & (x <= 1)), (-1,))
     bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
     first_x = int(xp.argmax(xp.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None

@@ -24,6 +24,7 @@ the forward (see :class:`GradTerms`).
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, NamedTuple
 
 Array = Any
@@ -103,7 +104,9 @@ def reduce(loss: Array, reduction: str, *, xp: Namespace) -> Array:
         n = numel(loss)
         # 0/0 is NaN (torch returns NaN for the mean of an empty tensor, silently)
         total = total / n if n != 0 else total * math.nan
-    return xp.asarray(_cast(total, loss.dtype, xp))  # NumPy: a 0-d array, not a scalar
+    total = _cast(total, loss.dtype, xp)
+    # NumPy's sum is a scalar: make it a 0-d array (other libraries' already are)
+    return xp.asarray(total) if isinstance(total, numbers.Number) else total
 
 
 def scale_by_numel(g: Array, n: int, xp: Namespace) -> Array:

@@ -18,8 +18,15 @@ from . import _evaluate as E
 from . import _formulas as F
 
 
-def needs_autograd(*tensors: Any) -> bool:
-    """Whether a plain evaluation would let autograd differentiate xbce's forward."""
+def needs_autograd(*tensors: Any, plain: bool = False) -> bool:
+    """Whether a plain evaluation would let autograd differentiate xbce's forward.
+
+    ``plain``: the caller knows that nothing is compiling and no tensor is wrapped by
+    a ``torch.func`` transform (``_functional._is_lazy`` said so)."""
+    if plain:
+        return torch.autograd.forward_ad._current_level >= 0 or (
+            torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        )
     if torch.compiler.is_compiling():
         # always the Function: Dynamo cannot trace ``is_functorch_wrapped_tensor``
         # below (a pybind builtin), and a Function costs nothing where no grad is needed
@@ -42,7 +49,7 @@ def _lazy(*tensors: Any) -> bool:
     if torch.compiler.is_compiling():
         return True
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return any(wrapped(t) or t.device.type == "meta" for t in tensors)
+    return any(wrapped(t) or t.is_meta for t in tensors)
 
 
 def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -> list[Any]:
