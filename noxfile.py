@@ -180,8 +180,8 @@ def vendoring(session: nox.Session) -> None:
     missing = [t for t in tests if not (ROOT / t).exists()]
     if missing:
         session.error(f"missing test files: {', '.join(missing)}")
-    # tests/conftest.py imports torch (the reference), so it is installed here too
-    session.install(".", "array-api-compat", "numpy", "pytest", TORCH)
+    # tests/conftest.py imports torch (the reference) and hypothesis: installed here too
+    session.install(".", "array-api-compat", *TEST_DEPS)
     session.run("pytest", *tests, *session.posargs, env={"XBCE_BACKENDS": "numpy"})
 
 

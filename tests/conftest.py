@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import os
+
 import numpy as np
 import pytest
 import torch
 from backends import Backend, load, selected
+from hypothesis import settings
 from tolerances import ulps
 
 BACKENDS = selected()
+
+# CI (``.ci/run``) sets HYPOTHESIS_PROFILE=ci: the same examples on every run, so that
+# a red CI is reproducible; locally each run explores new ones
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("dev", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import struct
 from typing import Any, NamedTuple
 
 Array = Any
@@ -36,16 +37,20 @@ NONE, MEAN, SUM = "none", "mean", "sum"
 LOG_CLAMP = -100.0
 #: PyTorch's backward epsilon is the *float32* constant ``1e-12f`` cast to the input
 #: dtype: 9.999999960041972e-13 in float32 and float64, 1.0018652574217413e-12 in
-#: bfloat16, and 0 in float16 (it underflows).
-BACKWARD_EPS = 1e-12
+#: bfloat16, and 0 in float16 (it underflows). This is its float32 value, exactly.
+BACKWARD_EPS: float = struct.unpack("f", struct.pack("f", 1e-12))[0]
 
 
 # --------------------------------------------------------------------------- dtypes
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).rsplit(".", 1)[-1]
+
+
 def is_half(dtype: Any, xp: Namespace) -> bool:
     """Whether ``dtype`` is float16 or bfloat16 (evaluated via float32, per op).
 
     By name, because not every namespace exports ``float16`` (Dask's does not)."""
-    return str(dtype).rsplit(".", 1)[-1] in ("float16", "bfloat16")
+    return _dtype_name(dtype) in ("float16", "bfloat16")
 
 
 def _cast(a: Array, dtype: Any, xp: Namespace) -> Array:
@@ -248,11 +253,15 @@ def bce_input_grad_terms(
     ``eps`` is ``float32(1e-12)`` cast to ``x.dtype``: 0 in float16, which gives NaN
     at ``x = y`` in {0, 1} and +-inf at the other endpoint, exactly like torch.
     """
-    eps = xp.astype(xp.asarray(BACKWARD_EPS, dtype=xp.float32), x.dtype)
     d = (1.0 - x) * x
-    # std::max(d, eps) as torch's scalar kernel has it: d unless d < eps, so that
-    # max(-0.0, 0.0) is -0.0 (float16 at x = -0.0), where xp.maximum may give +0.0
-    divisor = xp.where(d < eps, eps, d)
+    if _dtype_name(x.dtype) == "float16":
+        # eps is 0: std::max(d, 0) as torch's scalar kernel has it, d unless d < 0, so
+        # that max(-0.0, 0.0) is -0.0 (x = -0.0), where xp.maximum may give +0.0
+        divisor = xp.where(d < 0.0, xp.zeros_like(d), d)
+    else:
+        # eps > 0: no signed zero to tell apart, and the Python float rounds to
+        # x.dtype as torch's cast of 1e-12f does (bfloat16 included)
+        divisor = xp.maximum(d, BACKWARD_EPS)
     return _terms(x - y, divisor, weight, reduction, x)
 
 
