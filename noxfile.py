@@ -241,15 +241,8 @@ def bench(session: nox.Session) -> None:
 @nox.session(default=False)
 def parity(session: nox.Session) -> None:
     """Parity sweep of every CPU backend x dtype against torch; writes docs/parity/cpu.*."""
+    # tests/parity imports the test helpers (tests/conftest.py: pytest, hypothesis)
     session.install(
-        ".",
-        "numpy",
-        TORCH,
-        "jax",
-        "dask[array]",
-        "array-api-strict",
-        "matplotlib",
-        "mpmath",
-        "pytest",
+        ".", *TEST_DEPS, "jax", "dask[array]", "array-api-strict", "matplotlib", "mpmath"
     )
     session.run("python", "tests/parity/sweep.py", *session.posargs)
