@@ -15,7 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from backends import Backend, rounded
-from conftest import check
+from conftest import assert_ulp_close, check
+from tolerances import ulps
 
 import xbce
 
@@ -422,3 +423,25 @@ def test_modules_call_the_functions_and_repr(backend: Backend) -> None:
     check(backend, lw(x, y), expected, "reduced", "float32", scale=torch.tensor(10.0))
     check(backend, lw.forward(x, y), expected, "reduced", "float32", scale=torch.tensor(10.0))
     assert repr(xbce.BCEWithLogitsLoss()) == "BCEWithLogitsLoss()"
+
+
+def test_same_array_as_weight_or_pos_weight_gives_two_results(backend: Backend) -> None:
+    """Calls that differ only in which argument an array is passed as stay distinct
+    (Dask: their task graphs must not share a name when computed together)."""
+    xt = rounded([-2.0, 0.5, 3.0], "float32")
+    tt = rounded([0.0, 1.0, 1.0], "float32")
+    wt = rounded([0.5, 2.0, 3.0], "float32")
+    x, t, w = (backend.asarray(a, "float32") for a in (xt, tt, wt))
+    got = [xbce.binary_cross_entropy_with_logits(x, t, weight=w, reduction="none"),
+           xbce.binary_cross_entropy_with_logits(x, t, pos_weight=w, reduction="none")]
+    if backend.name == "dask":  # one compute: both graphs in one scheduler run
+        import dask
+
+        values = [torch.from_numpy(np.asarray(v)) for v in dask.compute(*got)]
+    else:
+        values = [backend.to_torch(g) for g in got]
+    expected = [TF.binary_cross_entropy_with_logits(xt, tt, weight=wt, reduction="none"),
+                TF.binary_cross_entropy_with_logits(xt, tt, pos_weight=wt, reduction="none")]
+    assert not torch.equal(expected[0], expected[1])
+    for v, e in zip(values, expected, strict=True):
+        assert_ulp_close(v, e, ulps("bcewl", "float32", backend.name), scale=e.abs() + 10)

@@ -315,9 +315,10 @@ def _dask(fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype:
     present = [b for b in blocks if b is not None]
     kernel = partial(_numpy_chunk, fn, tuple(b is not None for b in blocks))
     meta = np.empty((0,) * like.ndim, dtype=dtype)
-    # named from the inputs' names and ``fn``'s repr: dask would otherwise tokenize
-    # ``kernel`` by pickling it, ~10 ms per call
-    name = "xbce-" + tokenize(repr(fn), [b.name for b in present], str(dtype))
+    # named from the arguments' names (None where absent) and ``fn``'s repr: dask would
+    # otherwise tokenize ``kernel`` by pickling it, ~10 ms per call
+    names = [None if b is None else b.name for b in blocks]
+    name = "xbce-" + tokenize(repr(fn), names, str(dtype))
     return da.map_blocks(kernel, *present, dtype=dtype, meta=meta, name=name)  # type: ignore[no-untyped-call]
 
 
