@@ -445,3 +445,20 @@ def test_same_array_as_weight_or_pos_weight_gives_two_results(backend: Backend) 
     assert not torch.equal(expected[0], expected[1])
     for v, e in zip(values, expected, strict=True):
         assert_ulp_close(v, e, ulps("bcewl", "float32", backend.name), scale=e.abs() + 10)
+
+
+@pytest.mark.parametrize("n", [10, 600_000], ids=["small", "blocked"])
+def test_half_sum_overflows_to_inf_quietly(backend: Backend, n: int) -> None:
+    """A float16 sum above 65504 is inf in torch, without a warning; so in xbce (NumPy's
+    cast warning must not leak, pytest turns warnings into errors)."""
+    if "float16" not in backend.dtypes:
+        pytest.skip(f"{backend.name} has no float16")
+    xt = rounded(np.full(n, 0.5), "float16")
+    tt = rounded(np.ones(n), "float16")
+    wt = rounded(np.full(n, 3e4), "float16")
+    x, t, w = (backend.asarray(a, "float16") for a in (xt, tt, wt))
+    for ours, theirs in FUNCS.values():
+        expected = theirs(xt, tt, weight=wt, reduction="sum")
+        assert torch.isinf(expected)
+        check(backend, ours(x, t, w, reduction="sum"), expected, "reduced", "float16",
+              scale=expected.abs())

@@ -292,7 +292,8 @@ def _blocked(
     if reduction == F.MEAN:
         n = F.numel(like)
         total = total / n if n else total * math.nan
-    return xp.asarray(total if total.dtype == dtype else xp.astype(total, dtype))
+    with quiet(xp):  # a half-precision sum may overflow to inf, silently as in torch
+        return xp.asarray(total if total.dtype == dtype else xp.astype(total, dtype))
 
 
 # ---------------------------------------------------------------------------- dask
