@@ -197,8 +197,8 @@ def _bce(xp: Any, lazy: bool, x: Array, y: Array, w: Array | None, reduction: st
     if is_torch_namespace(xp):
         from . import _torch_autograd as T
 
-        if T.needs_autograd(x, y, plain=not lazy):
-            return T.BCE.apply(x, y, w, reduction, xp)
+        if T.needs_autograd(x, y, lazy=lazy):
+            return T.BinaryCrossEntropy.apply(x, y, w, reduction, lazy, xp)  # type: ignore[no-untyped-call]
     elif is_jax_namespace(xp):
         from . import _jax_autodiff as J
 
@@ -284,15 +284,17 @@ def binary_cross_entropy_with_logits(
     xp, reduction = _prepare(
         _BCEWL, input, target, reduction, weight=weight, pos_weight=pos_weight
     )
+    lazy = _is_lazy(xp, input, target)
     if is_torch_namespace(xp):
         from . import _torch_autograd as T
 
-        if T.needs_autograd(input, target):
-            return T.BCEWithLogits.apply(input, target, weight, pos_weight, reduction, xp)
+        if T.needs_autograd(input, target, lazy=lazy):
+            return T.BinaryCrossEntropyWithLogits.apply(  # type: ignore[no-untyped-call]
+                input, target, weight, pos_weight, reduction, lazy, xp
+            )
     elif is_jax_namespace(xp):
         from . import _jax_autodiff as J
 
-        lazy = _is_lazy(xp, input, target)
         return J.evaluate_bce_with_logits(reduction, lazy, input, target, weight, pos_weight)
     return E.reduced(
         F.bce_with_logits_loss,

@@ -18,38 +18,21 @@ from . import _evaluate as E
 from . import _formulas as F
 
 
-def needs_autograd(*tensors: Any, plain: bool = False) -> bool:
+def needs_autograd(*tensors: Any, lazy: bool) -> bool:
     """Whether a plain evaluation would let autograd differentiate xbce's forward.
 
-    ``plain``: the caller knows that nothing is compiling and no tensor is wrapped by
-    a ``torch.func`` transform (``_functional._is_lazy`` said so)."""
-    if plain:
-        return torch.autograd.forward_ad._current_level >= 0 or (
-            torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
-        )
-    if torch.compiler.is_compiling():
-        # always the Function: Dynamo cannot trace ``is_functorch_wrapped_tensor``
-        # below (a pybind builtin), and a Function costs nothing where no grad is needed
-        return True
+    ``lazy`` is ``_functional._is_lazy``: only then can something be compiling or a
+    tensor be wrapped by a ``torch.func`` transform, and both always take the Function
+    (Dynamo cannot trace ``is_functorch_wrapped_tensor``, a pybind builtin, so
+    ``is_compiling`` is asked first; a Function costs nothing where no grad is needed).
+    """
+    if lazy:
+        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+        if torch.compiler.is_compiling() or any(wrapped(t) for t in tensors):
+            return True
     if torch.autograd.forward_ad._current_level >= 0:  # inside fwAD.dual_level()
         return True
-    grad_mode = torch.is_grad_enabled()
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor  # torch.func transforms
-    return any((grad_mode and t.requires_grad) or wrapped(t) for t in tensors)
-
-
-def _reduce_tangent(tangent: Any, reduction: str, xp: Any) -> Any:
-    # derivatives.yaml: ``apply_loss_reduction(elementwise jvp, reduction)``, so ``mean``
-    # divides the summed tangent by numel (the elementwise terms are built with NONE).
-    return F.reduce(tangent, reduction, xp=xp)
-
-
-def _lazy(*tensors: Any) -> bool:
-    """Values xbce did not check (``_functional._is_lazy``): NaN-poison bad targets."""
-    if torch.compiler.is_compiling():
-        return True
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    return any(wrapped(t) or t.is_meta for t in tensors)
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -> list[Any]:
@@ -73,8 +56,22 @@ def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -
     return out
 
 
+def _jvp(ctx: Any, logits: bool, tangents: tuple[Any, Any], x: Any, t: Any, w: Any,
+         p: Any) -> Any:
+    """torch's forward-mode formula (derivatives.yaml): the elementwise gradient terms
+    applied to each tangent, in the loss's dtype, then ``apply_loss_reduction``."""
+    xp, out = ctx.xp, 0
+    for which, tangent in zip(("input", "target"), tangents, strict=True):
+        if tangent is not None:
+            terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=xp)
+            out = out + F.apply_backward(tangent, terms._replace(dtype=t.dtype), xp=xp)
+    return F.reduce(out, ctx.reduction, xp=xp)
+
+
 class BinaryCrossEntropy(torch.autograd.Function):
-    """torch's BCE gradients and forward-mode formula (derivatives.yaml)."""
+    """``BinaryCrossEntropy.apply(input, target, weight, reduction, lazy, xp)``: torch's
+    BCE gradients and forward-mode formula; ``lazy`` (values unchecked) NaN-poisons bad
+    targets."""
 
     generate_vmap_rule = True
 
@@ -100,28 +97,12 @@ class BinaryCrossEntropy(torch.autograd.Function):
     @staticmethod
     def jvp(ctx: Any, xt: Any, yt: Any, *_: Any) -> Any:  # type: ignore[override]
         x, y, w = ctx.saved_tensors
-        r, xp = ctx.reduction, ctx.xp
-        out = 0
-        if xt is not None:
-            terms = F.bce_input_grad_terms(x, y, w, F.NONE, xp=xp)
-            out = out + F.apply_backward(xt, terms, xp=xp)
-        if yt is not None:
-            terms = F.bce_target_grad_terms(x, y, w, F.NONE, xp=xp)
-            out = out + F.apply_backward(yt, terms, xp=xp)
-        return _reduce_tangent(out, r, xp)
-
-
-class BCE:
-    """``BCE.apply(input, target, weight, reduction, xp)``: :class:`BinaryCrossEntropy`,
-    told whether the values went unchecked (then bad targets become NaN)."""
-
-    @staticmethod
-    def apply(x: Any, y: Any, w: Any, reduction: str, xp: Any) -> Any:
-        return BinaryCrossEntropy.apply(x, y, w, reduction, _lazy(x, y), xp)  # type: ignore[no-untyped-call]
+        return _jvp(ctx, False, (xt, yt), x, y, w, None)
 
 
 class BinaryCrossEntropyWithLogits(torch.autograd.Function):
-    """torch's BCE-with-logits gradients and forward-mode formula."""
+    """``BinaryCrossEntropyWithLogits.apply(input, target, weight, pos_weight, reduction,
+    lazy, xp)``: torch's BCE-with-logits gradients and forward-mode formula."""
 
     generate_vmap_rule = True
 
@@ -149,21 +130,4 @@ class BinaryCrossEntropyWithLogits(torch.autograd.Function):
     @staticmethod
     def jvp(ctx: Any, xt: Any, tt: Any, *_: Any) -> Any:  # type: ignore[override]
         x, t, w, p = ctx.saved_tensors
-        r, xp = ctx.reduction, ctx.xp
-        out = 0
-        if xt is not None:
-            terms = F.bce_with_logits_input_grad_terms(x, t, w, p, F.NONE, xp=xp)
-            out = out + F.apply_backward(xt, terms._replace(dtype=t.dtype), xp=xp)
-        if tt is not None:
-            terms = F.bce_with_logits_target_grad_terms(x, t, w, p, F.NONE, xp=xp)
-            out = out + F.apply_backward(tt, terms, xp=xp)
-        return _reduce_tangent(out, r, xp)
-
-
-class BCEWithLogits:
-    """``BCEWithLogits.apply(input, target, weight, pos_weight, reduction, xp)``:
-    :class:`BinaryCrossEntropyWithLogits`, told whether the values are lazy."""
-
-    @staticmethod
-    def apply(x: Any, t: Any, w: Any, p: Any, reduction: str, xp: Any) -> Any:
-        return BinaryCrossEntropyWithLogits.apply(x, t, w, p, reduction, _lazy(x, t), xp)  # type: ignore[no-untyped-call]
+        return _jvp(ctx, True, (xt, tt), x, t, w, p)
