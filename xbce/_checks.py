@@ -6,6 +6,8 @@ Exceptions carry PyTorch's messages and can be caught as the exception PyTorch r
 
 from __future__ import annotations
 
+import functools
+import operator
 import warnings
 from typing import Any
 
@@ -154,22 +156,17 @@ def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = 
     """
     if numel(x) == 0:
         return
-    if _on_host(x, xp):  # short-circuiting Python beats a chain of ops on 0-d arrays
-        ok = bool(xp.min(y) >= 0) and bool(xp.max(y) <= 1)
-        if reduced is None:
-            ok = ok and bool(xp.min(x) >= 0) and bool(xp.max(x) <= 1)
-        else:
-            ok = ok and not bool(xp.isnan(reduced))
-        if ok:
-            return
+    conditions = [xp.min(y) >= 0, xp.max(y) <= 1]
+    if reduced is None:
+        conditions += [xp.min(x) >= 0, xp.max(x) <= 1]
     else:
-        ok_arr = (xp.min(y) >= 0) & (xp.max(y) <= 1)
-        if reduced is None:
-            ok_arr = ok_arr & (xp.min(x) >= 0) & (xp.max(x) <= 1)
-        else:
-            ok_arr = ok_arr & ~xp.isnan(reduced)
-        if bool(ok_arr):  # the one host synchronisation
-            return
+        conditions.append(reduced == reduced)  # not NaN, in one op
+    if _on_host(x, xp):  # reading 0-d values is free: no chain of ops on them
+        ok = all(map(bool, conditions))
+    else:  # one host synchronisation for all of them
+        ok = bool(functools.reduce(operator.and_, conditions))
+    if ok:
+        return
     bad_x = xp.reshape(~((x >= 0) & (x <= 1)), (-1,))
     bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
     first_x = int(xp.argmax(xp.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
