@@ -278,7 +278,7 @@ def _blocked(
             if flat_out is not None:
                 flat_out[i:j] = part
             else:
-                sums[k] = xp.sum(part, dtype=acc)  # type: ignore[index]
+                sums[k] = fast.sum(part, dtype=acc)  # type: ignore[index]
 
     threads = _threads(xp)
     if threads > 1 and len(bounds) > 1:
@@ -288,7 +288,7 @@ def _blocked(
             run(k)
     if out is not None:
         return out
-    total = xp.sum(sums, dtype=acc)
+    total = fast.sum(sums, dtype=acc)
     if reduction == F.MEAN:
         n = F.numel(like)
         total = total / n if n else total * math.nan
