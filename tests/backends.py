@@ -50,6 +50,12 @@ class Backend:
     flushes_subnormals: bool = False
     _mod: Any = field(default=None, repr=False)
 
+    def flushes(self, dtype: str) -> bool:
+        """Whether ``dtype`` arithmetic flushes subnormals here: float32/float64 (and
+        bfloat16, computed in float32) under XLA on the CPU; float16 keeps them (it is
+        rounded from float32)."""
+        return self.flushes_subnormals and dtype != "float16"
+
     def asarray(self, values: Any, dtype: str) -> Any:
         """NumPy/array-like values, rounded by torch to ``dtype``, on this backend."""
         t = values if isinstance(values, torch.Tensor) else rounded(values, dtype)

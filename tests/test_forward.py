@@ -15,11 +15,6 @@ import xbce
 REDUCTIONS = ["none", "mean", "sum"]
 
 
-def _flushes(backend: Backend) -> bool:
-    """XLA on CPU flushes subnormals to zero (shared/README.md): excluded from corpora."""
-    return backend.name.startswith("jax")
-
-
 def _reduced_scale(terms: torch.Tensor, reduction: str) -> torch.Tensor:
     """The scale of a reduction's rounding error: sum |terms|, divided by numel for
     ``mean`` (the summation error of sum / n is that of the sum, divided by n)."""
@@ -48,7 +43,7 @@ def test_bce_corpus(
     rng: np.random.Generator,
 ) -> None:
     n = 3000
-    x = probabilities(rng, n, subnormal=not _flushes(backend)).reshape(100, 30)
+    x = probabilities(rng, n, subnormal=not backend.flushes(dtype)).reshape(100, 30)
     y = targets(rng, n, soft=soft).reshape(100, 30)
     xt, yt = rounded(x, dtype), rounded(y, dtype)
     wt = rounded(rng.uniform(0.0, 3.0, 30), dtype) if weighted else None
@@ -75,7 +70,7 @@ def test_bce_edges(backend: Backend, dtype: str) -> None:
     pairs = [
         (x, y)
         for x, y in BCE_EDGES
-        if not (_flushes(backend) and 0 < x < 1.2e-38 and dtype != "float16")
+        if not (backend.flushes(dtype) and 0 < x < 1.2e-38)
     ]
     x, y = (np.asarray(c) for c in zip(*pairs, strict=False))
     xt, yt = rounded(x, dtype), rounded(y, dtype)

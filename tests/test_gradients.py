@@ -42,12 +42,6 @@ def _embed(corpus: np.ndarray, edges: Sequence[float]) -> np.ndarray:
     return out.reshape(SHAPE)
 
 
-def _flushes(backend: Backend, dtype: str) -> bool:
-    """XLA on CPU flushes float32/float64 subnormals (and bfloat16's, computed in
-    float32); float16 keeps them (it is rounded from float32)."""
-    return backend.flushes_subnormals and dtype != "float16"
-
-
 def _subnormal(t: torch.Tensor) -> torch.Tensor:
     return (t != 0) & (t.abs() < torch.finfo(t.dtype).smallest_normal)
 
@@ -109,9 +103,9 @@ def test_bce_gradients(backend: Backend, dtype: str, reduction: str, g: float | 
     edges: +-inf target gradients at 0 and 1, the eps clamp of the input gradient
     (NaN and inf in float16), gradients where the forward is clamped."""
     ex, ey = zip(*BCE_EDGES, strict=True)
-    x = rounded(_embed(probabilities(rng, N, subnormal=not _flushes(backend, dtype)), ex), dtype)
+    x = rounded(_embed(probabilities(rng, N, subnormal=not backend.flushes(dtype)), ex), dtype)
     y = rounded(_embed(targets(rng, N, soft=True), ey), dtype)
-    if _flushes(backend, dtype):
+    if backend.flushes(dtype):
         x = _zero_where(x, _subnormal(x))  # XLA reads 1e-45 as 0 (the forward test xfails it)
     w = rounded(rng.uniform(0.0, 3.0, SHAPE[1]), dtype) if weighted else None
     case = Case("bce", x, y, _grad_output(rng, reduction, g, SHAPE, dtype), reduction, weight=w)
@@ -146,7 +140,7 @@ def test_bce_with_logits_gradients(backend: Backend, dtype: str, reduction: str,
     ex, et, ep = zip(*LOGIT_EDGES, strict=True)
     x = rounded(_embed(logits(rng, N, extreme=True), ex), dtype)
     t = rounded(_embed(targets(rng, N, soft=True), et), dtype)
-    if _flushes(backend, dtype):
+    if backend.flushes(dtype):
         x = _zero_where(x, _sigmoid_tiny(x))
     w = p = None
     if weights == "pos_weight":
@@ -284,7 +278,7 @@ def _bce_case(draw: Any, backend: Backend) -> Case:
     special = st.sampled_from([0.0, 1.0, 0.5, 1e-7, 1 - 1e-7])
     xt, yt = (rounded(draw(hnp.arrays(np.float64, shape, elements=_floats(0.0, 1.0) | special)),
                       dtype) for _ in range(2))
-    if _flushes(backend, dtype):  # g * (x - y) must stay normal: see _ftz_margin
+    if backend.flushes(dtype):  # g * (x - y) must stay normal: see _ftz_margin
         xt = _zero_where(xt, xt.abs() < _ftz_margin(xt.dtype))
         yt = _zero_where(yt, yt.abs() < _ftz_margin(yt.dtype))
     return Case("bce", xt, yt, g, reduction, weight=w)
@@ -297,7 +291,7 @@ def _bcewl_case(draw: Any, backend: Backend) -> Case:
     xt = rounded(draw(hnp.arrays(np.float64, shape, elements=_floats(-200.0, 200.0) | special)),
                  dtype)
     tt = rounded(draw(hnp.arrays(np.float64, shape, elements=_factors(-1.0, 2.0))), dtype)
-    if _flushes(backend, dtype):
+    if backend.flushes(dtype):
         xt = _zero_where(xt, _sigmoid_tiny(xt))
     p = None
     if draw(st.booleans()):
@@ -341,7 +335,7 @@ def test_gradients_large_arrays(backend: Backend, op: str, reduction: str, g: fl
         x = rounded(probabilities(rng, n, subnormal=False), "float32")
     else:
         x = rounded(logits(rng, n, extreme=True), "float32")
-        if _flushes(backend, "float32"):
+        if backend.flushes("float32"):
             x = _zero_where(x, _sigmoid_tiny(x))
     t = rounded(targets(rng, n, soft=True), "float32")
     w = rounded(rng.uniform(0.0, 3.0, (shape[0], 1)), "float32")
