@@ -93,8 +93,8 @@ TABLE: dict[tuple[str, ...], tuple[int, str]] = {
     ("broadcast_div", "float16"): (0, "in float32, rounded to half once, as torch"),
     ("broadcast_div", "bfloat16"): (0, "as float16"),
     ("broadcast_div", "float64", "jax"): (1, "XLA rewrites a / broadcast(b) as a * (1/b), even "
-                                             "eagerly; xbce's JAX autodiff (and the explicit "
-                                             "backward functions, its VJP) avoid it for numel "
+                                             "eagerly; xbce's JAX autodiff and explicit "
+                                             "backward functions avoid it for numel "
                                              "(_jax_autodiff.scale_by_numel) except when only "
                                              "the (co)tangent is batched (jacfwd, jacrev)"),
     ("broadcast_div", "float32", "jax"): (1, "as float64"),

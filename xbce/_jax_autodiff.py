@@ -145,16 +145,15 @@ def evaluate_bce_with_logits(reduction: str, lazy: bool, x: Any, t: Any, w: Any,
 def backward(
     logits: bool, which: str, reduction: str, g: Any, x: Any, t: Any, w: Any, p: Any
 ) -> Any:
-    """The explicit backward functions on JAX arrays: the VJP of the rules above, so
-    that they are torch's backward in torch's order (``/ numel`` included).
+    """The explicit backward functions on JAX arrays: ``F.apply_backward`` in torch's
+    order, its ``/ numel`` by :func:`scale_by_numel` (exact on XLA), the cast last.
 
     Not jitted: under ``jit`` XLA rewrites ``(a / b) / c`` as ``a / (b * c)``, which
     is not torch's rounding; op by op it is exact.
     """
-    if logits:
-        out, vjp = jax.vjp(lambda a, b: bce_with_logits(reduction, a, b, w, p), x, t)
-    else:
-        out, vjp = jax.vjp(lambda a, b: bce(reduction, True, a, b, w), x, t)
-    gx, gt = vjp(jnp.broadcast_to(g, out.shape).astype(out.dtype))
-    return gx if which == "input" else gt
-
+    terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=jnp)
+    chain = F.chain_dtype(terms, jnp)
+    out = F.apply_backward(jnp.asarray(g), terms._replace(dtype=chain), xp=jnp)
+    if reduction == F.MEAN:
+        out = scale_by_numel(out, F.numel(x if which == "input" else t))
+    return out.astype(terms.dtype)
