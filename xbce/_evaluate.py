@@ -29,6 +29,7 @@ import importlib
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -209,9 +210,49 @@ def _blockable(like: Array, xp: Any) -> bool:
     return is_torch_namespace(xp) and bool(like.device.type == "cpu")
 
 
-@functools.cache
+# One pool per thread count, created on first use. A child made by ``fork`` inherits
+# the pool objects but none of their threads: work submitted there would wait forever.
+# So the child forgets them (``os.register_at_fork``) and makes its own on first use.
+# Idle workers exit when the interpreter does (ThreadPoolExecutor joins them at exit).
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
 def _pool(threads: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(threads, thread_name_prefix="xbce")
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="xbce")
+        return pool
+
+
+def _forget_pools() -> None:
+    """In a forked child: the inherited pools have no threads (and the lock may have
+    been held by a parent thread at the fork): start afresh."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
+def _run_blocks(run: Callable[[int], None], count: int, threads: int) -> None:
+    """``run(k)`` for every block ``k``, on the pool when it is worth it.
+
+    Falls back to this thread when no pool can take work (interpreter shutdown)."""
+    if threads > 1 and count > 1:
+        try:
+            futures = [_pool(threads).submit(run, k) for k in range(count)]
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            pass
+        else:
+            for future in futures:
+                future.result()
+            return
+    for k in range(count):
+        run(k)
 
 
 def _threads(xp: Any) -> int:
@@ -280,12 +321,7 @@ def _blocked(
             else:
                 sums[k] = fast.sum(part, dtype=acc)  # type: ignore[index]
 
-    threads = _threads(xp)
-    if threads > 1 and len(bounds) > 1:
-        list(_pool(threads).map(run, range(len(bounds))))
-    else:
-        for k in range(len(bounds)):
-            run(k)
+    _run_blocks(run, len(bounds), _threads(xp))
     if out is not None:
         return out
     total = fast.sum(sums, dtype=acc)
