@@ -60,7 +60,7 @@ def test_children_get_the_parents_results(method: str, name: str) -> None:
     assert f"{method} {name}: equal" in out, out
 
 
-@pytest.mark.skipif("torch" not in BACKENDS, reason="the DataLoader case runs in the torch session")
+@pytest.mark.skipif("torch" not in BACKENDS, reason="runs in the torch session")
 def test_dataloader_workers() -> None:
     """DataLoader(num_workers=2): forked workers, after the parent used xbce."""
     assert "dataloader: equal 4 items" in _run("dataloader")

@@ -56,14 +56,15 @@ def evaluate(backend: str) -> list[float]:
         elif backend == "jax":
             import jax
 
-            grad = jax.jit(jax.grad(lambda a: xbce.binary_cross_entropy(a, t)))(x)
+            grad = jax.jit(jax.grad(xbce.binary_cross_entropy))(x, t)
         else:
             grad = xbce.binary_cross_entropy_backward(np.float32(1.0), p, y)
             bce, logits = np.asarray(bce), np.asarray(logits)
         values = (bce, logits, grad)
         if backend == "torch":
             values = tuple(v.detach() for v in values)
-        out += [float(values[0]), float(values[1]), float(np.asarray(values[2], dtype=np.float64).sum())]
+        total_grad = np.asarray(values[2], dtype=np.float64).sum()
+        out += [float(values[0]), float(values[1]), float(total_grad)]
     return out
 
 
