@@ -1,9 +1,10 @@
 """Errors and edge semantics: PyTorch's exceptions and messages, on every backend.
 
 Each expectation is read off torch in the test itself (its exception and message for
-the same arguments), except where xbce deliberately differs and says so: on lazy
-backends values are never read (NaN instead of an exception), and the exception
-classes are catchable both as PyTorch's and as the natural Python exception.
+the same arguments), except where xbce deliberately differs and says so: Dask raises
+value errors when the graph is computed (from the chunk task that finds the bad value),
+and the exception classes are catchable both as PyTorch's and as the natural Python
+exception.
 """
 
 from __future__ import annotations
@@ -147,18 +148,11 @@ def test_out_of_range_values(backend: Backend, bad: float, where: str) -> None:
     expected = torch_error(TF.binary_cross_entropy, xt, yt)
     assert type(expected) is RuntimeError
     x, y = backend.asarray(xt, "float32"), backend.asarray(yt, "float32")
-    if backend.lazy:  # never read: the loss is NaN instead
-        out = xbce.binary_cross_entropy(x, y, reduction="none")
-        assert np.isnan(np.asarray(_materialize(out))[0])
-        assert not np.isnan(np.asarray(_materialize(out))[1:]).any()
-        for reduction in ("mean", "sum"):
-            out = xbce.binary_cross_entropy(x, y, reduction=reduction)
-            assert np.isnan(np.asarray(_materialize(out)))
-        return
     pattern = r"^all elements of .* should be between 0 and 1$"
     for reduction in ("mean", "sum", "none"):
         with pytest.raises(ValueError, match=pattern) as info:
-            xbce.binary_cross_entropy(x, y, reduction=reduction)
+            # Dask: building the graph reads nothing; its chunk task raises at compute
+            _materialize(xbce.binary_cross_entropy(x, y, reduction=reduction))
         assert isinstance(info.value, RuntimeError)
         assert str(info.value) == str(expected)
 
@@ -181,11 +175,13 @@ def test_nan_or_inf_weight_is_not_a_value_error(backend: Backend, reduction: str
     ("xv", "yv"), [([0.5, 2.0, 0.5], [0.5, 0.5, -1.0]), ([0.5, 0.5, 2.0], [0.5, -1.0, 0.5])]
 )
 def test_first_bad_element_decides_the_message(backend: Backend, xv, yv) -> None:  # type: ignore[no-untyped-def]
-    if backend.lazy:
-        pytest.skip("lazy arrays are not read")
+    """Within an array (a Dask chunk), the first bad element in memory order decides."""
     expected = torch_error(TF.binary_cross_entropy, torch.tensor(xv), torch.tensor(yv))
+    x, y = backend.asarray(xv, "float32"), backend.asarray(yv, "float32")
+    if backend.name == "dask":
+        x, y = x.rechunk(-1), y.rechunk(-1)  # one chunk (across chunks: see test_dask)
     with pytest.raises(RuntimeError) as info:
-        xbce.binary_cross_entropy(backend.asarray(xv, "float32"), backend.asarray(yv, "float32"))
+        _materialize(xbce.binary_cross_entropy(x, y))
     assert str(info.value) == str(expected)
 
 

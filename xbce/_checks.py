@@ -61,10 +61,24 @@ def arrays(**named: object) -> None:
             raise TypeError(f"{name} must be an array, not {type(a).__name__}")
 
 
+def known(n: object) -> bool:
+    """Whether an axis length is known: Dask writes an unknown one as NaN (after boolean
+    masking, or from a dataframe without computed lengths), the array API as None."""
+    return n is not None and n == n
+
+
 def same_shape(x: Array, y: Array, *, logits: bool) -> None:
-    """torch.nn.functional's shape check: no broadcasting between input and target."""
-    if tuple(x.shape) == tuple(y.shape):
+    """torch.nn.functional's shape check: no broadcasting between input and target.
+
+    An axis whose length is unknown (lazy arrays) is not compared here: the Dask chunk
+    kernels compare the blocks' shapes when they are computed (:func:`same_shape` on
+    each pair of blocks)."""
+    xs, ys = tuple(x.shape), tuple(y.shape)
+    if xs == ys:
         return
+    if len(xs) == len(ys) and all(a == b for a, b in zip(xs, ys) if known(a) and known(b)):
+        if not all(map(known, xs + ys)):
+            return  # unknown lengths that may be equal: checked per block at compute time
     if logits:
         msg = f"Target size ({y.shape}) must be the same as input size ({x.shape})"
     else:
@@ -108,6 +122,8 @@ def broadcasts_into(w: Array, shape: tuple[int, ...], name: str) -> None:
     ndim = max(len(wshape), len(shape))
     for i in range(1, min(len(wshape), len(shape)) + 1):
         a, b = wshape[-i], shape[-i]
+        if not (known(a) and known(b)):
+            continue  # an unknown length (lazy arrays): NumPy checks each block
         if a not in (1, b):
             raise ShapeMismatchError(
                 f"{name} of shape {wshape} does not broadcast to the input shape "

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from . import _checks
 from . import _formulas as F
 from ._compat import (
     array_namespace,
@@ -81,10 +82,8 @@ def reduced(
     if _blockable(like, xp):
         return _blocked(fn, like, arrays, dtype, reduction, xp)
     out = elementwise(fn, like, *arrays, dtype=dtype, xp=xp)
-    if is_dask_namespace(xp) and F.is_half(dtype, xp):
-        # sum in float32, then round to half where NumPy's overflow warning is silenced
-        total = F.reduce(xp.astype(out, xp.float32), reduction, xp=xp)
-        return total.map_blocks(partial(_quiet_cast, to=dtype), dtype=dtype, meta=out._meta)
+    if is_dask_namespace(xp):
+        return _dask_reduce(out, reduction, dtype, xp)
     with quiet(xp):
         return F.reduce(out, reduction, xp=_fast(xp))
 
@@ -105,6 +104,11 @@ def gradient(
     like = x if which == "input" else t
     # the elementwise chain ends with torch's ``/ numel`` of the whole array (blocks too)
     n = F.numel(like) if reduction == F.MEAN else None
+    if n is not None and not n == n:  # noqa: PLR0124 (NaN: a Dask array of unknown size)
+        raise ValueError(
+            "the gradient of reduction='mean' divides by the number of elements, unknown "
+            "for this Dask array: call its compute_chunk_sizes() first"
+        )
     fn = partial(_apply_gradient, logits, which, n)
     return elementwise(fn, like, grad, x, t, weight, pos_weight, dtype=like.dtype, xp=xp)
 
@@ -340,15 +344,47 @@ def _quiet_cast(block: Any, to: Any) -> Any:
         return block.astype(to)
 
 
+def _dask_reduce(out: Array, reduction: str, dtype: Any, xp: Any) -> Array:
+    """``mean``/``sum`` of the elementwise Dask array ``out`` (half types in float32).
+
+    Where the length is unknown (NaN), ``mean`` divides by the count of elements found
+    at compute time (``da.mean``: the same tree of float32/float64 sums, then the
+    division, correctly rounded as torch's ``sum / numel`` is)."""
+    half = F.is_half(dtype, xp)
+    acc = xp.astype(out, xp.float32) if half else out
+    if reduction == F.MEAN and not math.isfinite(F.numel(out)):
+        total = xp.mean(acc)
+    else:
+        total = F.reduce(acc, reduction, xp=xp)
+    if half:  # round to half where NumPy's overflow warning is silenced
+        return total.map_blocks(partial(_quiet_cast, to=dtype), dtype=dtype, meta=out._meta)
+    return total
+
+
+def _dask_operand(a: Array, like: Array) -> Array:
+    """``a`` chunked like ``like``, so that the blocks of both pair up.
+
+    Where ``like``'s length is unknown, blocks pair up by position: an array of
+    ``like``'s rank (input, target) is used as it is, a weight is aligned on the
+    trailing axes it has (NumPy broadcasts it inside each block)."""
+    import dask.array as da
+
+    a = da.asarray(a)
+    if all(map(_checks.known, like.shape)):
+        return da.broadcast_to(a, like.shape).rechunk(like.chunks)  # type: ignore[no-untyped-call]
+    if a.ndim == like.ndim and not all(map(_checks.known, a.shape)):
+        return a
+    trailing = like.chunks[like.ndim - a.ndim:]
+    chunks = tuple((1,) if n == 1 else c for n, c in zip(a.shape, trailing, strict=True))
+    return a.rechunk(chunks)
+
+
 def _dask(fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype: Any) -> Array:
     import dask.array as da
     import numpy as np
     from dask.base import tokenize
 
-    blocks = [
-        None if a is None else da.broadcast_to(da.asarray(a), like.shape).rechunk(like.chunks)  # type: ignore[no-untyped-call]
-        for a in arrays
-    ]
+    blocks = [None if a is None else _dask_operand(a, like) for a in arrays]
     present = [b for b in blocks if b is not None]
     kernel = partial(_numpy_chunk, fn, tuple(b is not None for b in blocks))
     meta = np.empty((0,) * like.ndim, dtype=dtype)

@@ -193,7 +193,29 @@ def binary_cross_entropy(
     return out
 
 
+def _bce_chunk(x: Array, y: Array, w: Array | None, *, xp: Any) -> Array:
+    """BCE of one Dask chunk (NumPy arrays), checked as an eager call is.
+
+    Runs inside the chunk's own task at compute time: the error reaches ``compute()``
+    with torch's class and message, without another pass or graph layer. The value
+    check rides on the chunk's summed loss (see :func:`_checks.unit_interval`)."""
+    _checks.same_shape(x, y, logits=False)  # blocks of arrays of unknown size
+    loss = F.bce_loss(x, y, w, xp=xp)
+    _checks.unit_interval(x, y, xp, reduced=xp.sum(loss))
+    return loss
+
+
+def _bce_with_logits_chunk(
+    x: Array, t: Array, w: Array | None, p: Array | None, *, xp: Any
+) -> Array:
+    """BCE-with-logits of one Dask chunk: only the shape check of blocks of unknown size."""
+    _checks.same_shape(x, t, logits=True)
+    return F.bce_with_logits_loss(x, t, w, p, xp=xp)
+
+
 def _bce(xp: Any, lazy: bool, x: Array, y: Array, w: Array | None, reduction: str) -> Array:
+    if is_dask_namespace(xp):
+        return E.reduced(_bce_chunk, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
     if is_torch_namespace(xp):
         from . import _torch_autograd as T
 
@@ -297,7 +319,7 @@ def binary_cross_entropy_with_logits(
 
         return J.evaluate_bce_with_logits(reduction, lazy, input, target, weight, pos_weight)
     return E.reduced(
-        F.bce_with_logits_loss,
+        _bce_with_logits_chunk if is_dask_namespace(xp) else F.bce_with_logits_loss,
         input,
         input,
         target,
