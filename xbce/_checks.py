@@ -76,9 +76,9 @@ def same_shape(x: Array, y: Array, *, logits: bool) -> None:
     xs, ys = tuple(x.shape), tuple(y.shape)
     if xs == ys:
         return
-    if len(xs) == len(ys) and all(a == b for a, b in zip(xs, ys) if known(a) and known(b)):
-        if not all(map(known, xs + ys)):
-            return  # unknown lengths that may be equal: checked per block at compute time
+    agree = all(a == b for a, b in zip(xs, ys, strict=False) if known(a) and known(b))
+    if len(xs) == len(ys) and agree and not all(map(known, xs + ys)):
+        return  # unknown lengths that may be equal: checked per block at compute time
     if logits:
         msg = f"Target size ({y.shape}) must be the same as input size ({x.shape})"
     else:

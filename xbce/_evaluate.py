@@ -104,7 +104,7 @@ def gradient(
     like = x if which == "input" else t
     # the elementwise chain ends with torch's ``/ numel`` of the whole array (blocks too)
     n = F.numel(like) if reduction == F.MEAN else None
-    if n is not None and not n == n:  # noqa: PLR0124 (NaN: a Dask array of unknown size)
+    if n is not None and not _checks.known(n):  # a Dask array of unknown size
         raise ValueError(
             "the gradient of reduction='mean' divides by the number of elements, unknown "
             "for this Dask array: call its compute_chunk_sizes() first"
@@ -369,7 +369,7 @@ def _dask_operand(a: Array, like: Array) -> Array:
     trailing axes it has (NumPy broadcasts it inside each block)."""
     import dask.array as da
 
-    a = da.asarray(a)
+    a = da.asarray(a)  # type: ignore[no-untyped-call]
     if all(map(_checks.known, like.shape)):
         return da.broadcast_to(a, like.shape).rechunk(like.chunks)  # type: ignore[no-untyped-call]
     if a.ndim == like.ndim and not all(map(_checks.known, a.shape)):
