@@ -9,6 +9,7 @@ Importing xbce imports no array library.
 
 from __future__ import annotations
 
+from ._checkify import checkify
 from ._checks import (
     DtypeMismatchError,
     InvalidValueError,
@@ -41,4 +42,5 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_backward",
     "binary_cross_entropy_with_logits_target_backward",
+    "checkify",
 ]

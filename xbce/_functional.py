@@ -36,7 +36,15 @@ def _is_lazy(xp: Any, *arrays: Array) -> bool:
     if is_jax_namespace(xp):
         import jax
 
-        return any(isinstance(a, jax.core.Tracer) for a in arrays)
+        if any(isinstance(a, jax.core.Tracer) for a in arrays):
+            return True
+        # concrete arrays inside a trace (closed over by a jitted function, or handed
+        # to a function by ``checkify``): every op on them gives a tracer
+        try:
+            from jax._src.core import trace_ctx
+        except ImportError:  # a JAX without it: tracer arguments are what we can see
+            return False
+        return not trace_ctx.is_top_level()
     if is_torch_namespace(xp):
         import torch
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from . import _formulas as F
+from ._checkify import checking
 
 
 def _refuse(op: str, **tangents: Any) -> None:
@@ -131,6 +132,8 @@ def _jit_is_exact(dtype: Any) -> bool:
 
 def evaluate_bce(reduction: str, lazy: bool, x: Any, y: Any, w: Any) -> Any:
     """:func:`bce`, compiled as one fused computation when that is exact."""
+    if lazy and checking():
+        check_unit_interval(x, y)
     fn = _bce_jit if not lazy and _jit_is_exact(x.dtype) else bce
     return fn(reduction, lazy, x, y, w)
 
@@ -157,3 +160,22 @@ def backward(
     if reduction == F.MEAN:
         out = scale_by_numel(out, F.numel(x if which == "input" else t))
     return out.astype(terms.dtype)
+
+
+def check_unit_interval(x: Any, y: Any) -> None:
+    """Stage torch's value check of BCE (under :func:`xbce.checkify` only).
+
+    As in torch's kernel, the first bad element in memory order decides whether the
+    message names the input or the target; exactly one check fails when any does.
+    """
+    from jax.experimental import checkify
+
+    n = x.size
+
+    def first_bad(a: Any) -> Any:
+        bad = jnp.ravel(~((a >= 0) & (a <= 1)))
+        return jnp.where(jnp.any(bad), jnp.argmax(bad), n) if n else jnp.asarray(0)
+
+    fx, fy = first_bad(x), first_bad(y)
+    checkify.check((fx == n) | (fx > fy), "all elements of input should be between 0 and 1")
+    checkify.check((fy == n) | (fy >= fx), "all elements of target should be between 0 and 1")

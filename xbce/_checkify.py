@@ -1,0 +1,97 @@
+"""Opt-in runtime value checks under JAX transformations, through ``jax.experimental.checkify``.
+
+Under ``jax.jit`` xbce cannot read values, so an invalid BCE input makes the loss NaN.
+:func:`checkify` wraps a function so that the xbce calls *traced* inside it also stage
+``checkify.check``\\ s carrying torch's messages. A flag set while the wrapped function is
+being traced tells xbce to stage them; outside it nothing changes, so code that does not
+use :func:`checkify` compiles exactly as before (a ``checkify.check`` staged under a plain
+``jit`` would be an error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any
+
+#: The flag: a JAX configuration state that is part of JAX's trace context, so that a
+#: function traced with checks and the same function traced without them are cached
+#: apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
+#: would skip the checks). Created on first use, named after this module so that a
+#: vendored copy of xbce next to an installed one has its own.
+_state: Any = None
+
+
+def _flag() -> Any:
+    global _state
+    if _state is None:
+        from jax._src import config  # no public API defines a trace-context state
+
+        _state = config.bool_state(
+            __name__.replace(".", "_"),
+            False,
+            "Whether xbce stages checkify checks of its values (set by xbce.checkify).",
+            include_in_trace_context=True,
+        )
+    return _state
+
+
+def checking() -> bool:
+    """Whether xbce calls being traced now should stage value checks."""
+    return _state is not None and bool(_flag().value)
+
+
+@contextlib.contextmanager
+def _checks_on() -> Iterator[None]:
+    with _flag()(True):
+        yield
+
+
+def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[..., Any]:
+    """``jax.experimental.checkify.checkify(fun, errors=user_checks | errors)``, with
+    torch's value checks staged by every xbce call traced inside ``fun``.
+
+    Use it where PyTorch would raise but a jitted JAX function cannot: the returned
+    function gives ``(err, out)``; ``err.get()`` is ``None`` when every check passed,
+    else the message of the first that failed (torch's, e.g. "all elements of input
+    should be between 0 and 1"), and ``err.throw()`` raises it. It works around the
+    function, inside it (``jax.jit`` within ``fun``) and under it
+    (``jax.jit(xbce.checkify(f))``).
+
+    Parameters
+    ----------
+    fun : callable
+        A function of JAX arrays that calls xbce.
+    errors : frozenset of checkify error sets, optional
+        Further checks to enable, as in ``checkify.checkify`` (e.g.
+        ``checkify.float_checks``); ``checkify.user_checks`` (xbce's) are always on.
+
+    Notes
+    -----
+    The checks are staged when ``fun`` is *traced*. The flag that asks for them is
+    part of JAX's trace context (a JAX configuration state), so a ``jax.jit``-compiled
+    function traced earlier without :func:`checkify` is traced again, with checks,
+    inside it, and its checked trace is never reused outside it. BCE-with-logits has
+    no value checks (torch has none), so it stages nothing.
+
+    Examples
+    --------
+    (Not run as a doctest: the NumPy test session has no JAX; docs/errors.md runs it.)
+    ::
+
+        f = jax.jit(lambda p, y: xbce.binary_cross_entropy(p, y))
+        err, loss = xbce.checkify(f)(jnp.asarray([0.5, 1.5]), jnp.asarray([1.0, 0.0]))
+        err.get()  # 'all elements of input should be between 0 and 1 (`check` failed)'
+        err.throw()  # raises JaxRuntimeError with that message
+    """
+    from jax.experimental import checkify as jax_checkify
+
+    @functools.wraps(fun)
+    def traced_with_checks(*args: Any, **kwargs: Any) -> Any:
+        with _checks_on():
+            return fun(*args, **kwargs)
+
+    return jax_checkify.checkify(  # type: ignore[no-any-return]
+        traced_with_checks, errors=jax_checkify.user_checks | errors
+    )
