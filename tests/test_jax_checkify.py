@@ -78,7 +78,7 @@ def test_under_vmap() -> None:
 
     x = jnp.asarray([CASES["good"][0], CASES["input"][0]], jnp.float32)
     y = jnp.asarray([CASES["good"][1], CASES["input"][1]], jnp.float32)
-    err, out = xbce.checkify(jax.vmap(_loss))(x, y)
+    err, _ = xbce.checkify(jax.vmap(_loss))(x, y)
     assert err.get().startswith(_torch_message(*CASES["input"]))  # type: ignore[arg-type]
     err, _ = xbce.checkify(jax.vmap(_loss))(x[:1], y[:1])
     assert err.get() is None
