@@ -62,13 +62,17 @@ def _require_gpu(session: nox.Session) -> None:
     session.log(f"CUDA GPU found: {gpu}")
 
 
-def _run_tests(session: nox.Session, backend: str) -> None:
+#: four JAX CPU devices, for the sharding tests (tests/test_scale_out.py)
+FOUR_CPU_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+
+
+def _run_tests(session: nox.Session, backend: str, env: dict[str, str] | None = None) -> None:
     """The whole suite against one backend (forwarding pytest arguments)."""
     session.run(
         "pytest",
         "tests",
         *session.posargs,
-        env={"XBCE_BACKENDS": backend},
+        env={"XBCE_BACKENDS": backend, **(env or {})},
     )
 
 
@@ -99,7 +103,7 @@ def torch(session: nox.Session) -> None:
 def jax(session: nox.Session) -> None:
     """Test suite on JAX arrays (CPU), jax.grad/jit/vmap included."""
     session.install(".", *TEST_DEPS, "jax")
-    _run_tests(session, "jax")
+    _run_tests(session, "jax", FOUR_CPU_DEVICES)
 
 
 @nox.session
@@ -107,6 +111,15 @@ def dask(session: nox.Session) -> None:
     """Test suite on Dask arrays (lazy: values are never read before compute)."""
     session.install(".", *TEST_DEPS, "dask[array]")
     _run_tests(session, "dask")
+
+
+@nox.session
+def distributed(session: nox.Session) -> None:
+    """Scale-out: a dask.distributed LocalCluster of worker processes (errors reach the
+    client), JAX sharded over four CPU devices (jit, shard_map, grad)."""
+    session.install(".", *TEST_DEPS, "dask[array]", "distributed", "jax")
+    session.run("pytest", "tests/test_scale_out.py", *session.posargs,
+                env={"XBCE_BACKENDS": "dask,jax", **FOUR_CPU_DEVICES})
 
 
 @nox.session
