@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
+import sys
 import warnings
 from typing import Any
 
@@ -35,6 +37,16 @@ class UnsupportedDtypeError(TypeError, NotImplementedError):
 
 
 _REDUCTIONS = (NONE, MEAN, SUM)
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def outside_stacklevel() -> int:
+    """The ``stacklevel`` of :func:`warnings.warn` that names the first caller outside
+    this package (whichever public function, at whatever depth, was called)."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.dirname(frame.f_code.co_filename) == _PACKAGE_DIR:
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    return level
 
 
 def reduction(value: object) -> str:
@@ -43,7 +55,7 @@ def reduction(value: object) -> str:
         warnings.warn(
             "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=outside_stacklevel(),
         )
         return MEAN
     if not isinstance(value, str) or value not in _REDUCTIONS:

@@ -16,6 +16,7 @@ try:  # a vendoring library's hook, e.g. ``mylib/_array_api_compat_vendor.py``
         is_dask_namespace,
         is_jax_array,
         is_jax_namespace,
+        is_lazy_array,
         is_numpy_namespace,
         is_torch_namespace,
     )
@@ -26,6 +27,7 @@ except ImportError:
         is_dask_namespace,
         is_jax_array,
         is_jax_namespace,
+        is_lazy_array,
         is_numpy_namespace,
         is_torch_namespace,
     )
@@ -36,6 +38,7 @@ __all__ = [
     "is_dask_namespace",
     "is_jax_array",
     "is_jax_namespace",
+    "is_lazy_array",
     "is_numpy_namespace",
     "is_torch_namespace",
 ]

@@ -18,6 +18,7 @@ from ._compat import (
     array_namespace,
     is_dask_namespace,
     is_jax_namespace,
+    is_lazy_array,
     is_numpy_namespace,
     is_torch_namespace,
 )
@@ -52,7 +53,10 @@ def _is_lazy(xp: Any, *arrays: Array) -> bool:
             return True
         wrapped = torch._C._functorch.is_functorch_wrapped_tensor
         return any(wrapped(a) or a.is_meta for a in arrays)
-    return False
+    if is_numpy_namespace(xp):
+        return False
+    # any other library: array-api-compat knows which of its arrays cannot be read
+    return any(is_lazy_array(a) for a in arrays)
 
 
 #: array-api-compat's namespace by array type, for NumPy and torch (whose namespace the
