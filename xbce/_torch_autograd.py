@@ -51,19 +51,30 @@ def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -
         elif blocked:
             out.append(E.gradient(logits, which, g, x, t, w, p, r, xp=xp))
         else:
-            terms = F.grad_terms(logits, which, x, t, w, p, r, xp=xp)
-            out.append(F.apply_backward(g, terms, xp=xp))
+            in_place = _in_place(ctx.lazy, which)
+            terms = F.grad_terms(logits, which, x, t, w, p, r, xp=E.stand_in(xp),
+                                 in_place=in_place)
+            out.append(F.apply_backward(g, terms, xp=E.stand_in(xp)))
     return out
+
+
+def _in_place(lazy: bool, which: str) -> bool:
+    """Whether torch's BCE-with-logits backward runs its in-place ops here: not for
+    ``torch.func``/``torch.compile`` tensors (``lazy``), nor, for the input's gradient,
+    while autograd records the backward (grad mode on: ``create_graph=True``, or a
+    forward-mode JVP). They differ only where the dtypes are mixed."""
+    return not lazy and (which == "target" or not torch.is_grad_enabled())
 
 
 def _jvp(ctx: Any, logits: bool, tangents: tuple[Any, Any], x: Any, t: Any, w: Any,
          p: Any) -> Any:
     """torch's forward-mode formula (derivatives.yaml): the elementwise gradient terms
     applied to each tangent, in the loss's dtype, then ``apply_loss_reduction``."""
-    xp, out = ctx.xp, 0
+    xp, out = E.stand_in(ctx.xp), 0
     for which, tangent in zip(("input", "target"), tangents, strict=True):
         if tangent is not None:
-            terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=xp)
+            in_place = _in_place(ctx.lazy, which)
+            terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=xp, in_place=in_place)
             out = out + F.apply_backward(tangent, terms._replace(dtype=t.dtype), xp=xp)
     return F.reduce(out, ctx.reduction, xp=xp)
 
@@ -78,7 +89,7 @@ class BinaryCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(x: Any, y: Any, w: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
         if lazy:
-            return F.bce(x, y, w, reduction, xp=xp, lazy=True)
+            return F.bce(x, y, w, reduction, xp=E.stand_in(xp), lazy=True)
         return E.reduced(F.bce_loss, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
 
     @staticmethod
@@ -109,7 +120,7 @@ class BinaryCrossEntropyWithLogits(torch.autograd.Function):
     @staticmethod
     def forward(x: Any, t: Any, w: Any, p: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
         if lazy:
-            return F.bce_with_logits(x, t, w, p, reduction, xp=xp)
+            return F.bce_with_logits(x, t, w, p, reduction, xp=E.stand_in(xp))
         return E.reduced(
             F.bce_with_logits_loss, x, x, t, w, p, dtype=t.dtype, reduction=reduction, xp=xp
         )
