@@ -35,6 +35,24 @@ def needs_autograd(*tensors: Any, lazy: bool) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def autocast(*tensors: Any) -> tuple[Any, ...]:
+    """``torch.autocast``'s policy for both losses: while autocast is on for the input's
+    device, every floating tensor argument but a float64 one is cast to float32 (a
+    differentiable cast: gradients flow back in the argument's dtype), as torch does for
+    the ops of its float32 list (CPU: both losses; CUDA: BCE-with-logits). On CUDA torch
+    refuses ``binary_cross_entropy`` under autocast as unsafe; xbce computes it in
+    float32 there too, which is what torch's message tells users to do by hand."""
+    first = tensors[0]
+    if not torch.is_autocast_enabled(first.device.type):
+        return tensors
+    return tuple(
+        t.to(torch.float32)
+        if t is not None and t.is_floating_point() and t.dtype != torch.float64
+        else t
+        for t in tensors
+    )
+
+
 def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -> list[Any]:
     """The gradients autograd asks for (``None`` for the others).
 
