@@ -18,7 +18,6 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as TF
 from backends import TORCH_DTYPES, Backend, rounded

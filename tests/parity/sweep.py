@@ -760,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in paths:
         print(f"wrote {p}")
     if not args.update_docs and args.out == ROOT / "build/parity":
-        print("(not the committed report: `nox -s parity -- --update-docs` refreshes docs/parity/)")
+        print("(not the committed report: `nox -s parity -- --update-docs` refreshes it)")
     return 1 if failed or mixed_failed else 0
 
 
