@@ -29,7 +29,8 @@ class _Session:
 def test_gpu_session_without_gpu_exits_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("nox")
     spec = importlib.util.spec_from_file_location("xbce_noxfile", ROOT / "noxfile.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     noxfile = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "xbce_noxfile", noxfile)
     spec.loader.exec_module(noxfile)

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                 for lib, mod in (("torch", TF), ("xbce", xbce)):
                     fn = mod.binary_cross_entropy if op == "bce" else (
                         mod.binary_cross_entropy_with_logits)
-                    sec = _time(lambda fn=fn, inp=inp: fn(inp, t, reduction=reduction), torch)
+                    sec = _time(lambda fn=fn, inp=inp, t=t, r=reduction: fn(inp, t, reduction=r),
+                                torch)
                     bw = moved / sec
                     rows.append({
                         "dtype": str(dtype)[6:], "loss": op, "reduction": reduction,
