@@ -12,7 +12,8 @@ open-ended ``torch`` can pull a multi-GB CUDA build. Environments are reused bet
 local runs (``--reuse-venv=no`` rebuilds them, as ``.ci/run`` does).
 
 GPU sessions (``cupy``, ``torch_cuda``, ``jax_gpu``) are not default: they first look
-for a working ``nvidia-smi`` and skip, saying so, on a machine without a CUDA GPU.
+for a working ``nvidia-smi`` and skip, saying so, on a machine without a CUDA GPU;
+``gpu`` (the one-shot GPU report) says so and exits 0.
 """
 
 from __future__ import annotations
@@ -253,9 +254,46 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def parity(session: nox.Session) -> None:
-    """Parity sweep of every CPU backend x dtype against torch; writes docs/parity/cpu.*."""
-    # tests/parity imports the test helpers (tests/conftest.py: pytest, hypothesis)
+    """The main job: xbce against torch, every CPU backend x dtype; report in build/parity/."""
+    # tests/parity imports the test helpers (tests/conftest.py: pytest, hypothesis).
+    # Writes build/parity/cpu.{json,md,png} (ignored by git) and prints a summary;
+    # `-- --verbose` prints every cell; `-- --update-docs` refreshes the committed
+    # docs/parity/cpu.* instead (a maintainer's action, on a quiet machine).
     session.install(
         ".", *TEST_DEPS, "jax", "dask[array]", "array-api-strict", "matplotlib", "mpmath"
     )
     session.run("python", "tests/parity/sweep.py", *session.posargs)
+
+
+@nox.session(default=False)
+def gpu(session: nox.Session) -> None:
+    """One-shot GPU report (CUDA GPU; says so and exits 0 without): parity + benchmark."""
+    # On a machine with a CUDA GPU: the parity sweep on torch CUDA, CuPy and JAX GPU
+    # (bfloat16 included; the reference stays torch on the CPU), the CUDA error-path
+    # tests, and the GPU benchmark against torch's kernels; writes docs/parity/gpu.*
+    # and docs/benchmarks/gpu.*. Budget: under 5 minutes on one H100/H200.
+    gpu_name = _cuda_gpu()
+    if gpu_name is None:
+        session.log("no CUDA GPU on this machine (nvidia-smi finds none): nothing to do")
+        return
+    session.log(f"CUDA GPU found: {gpu_name}")
+    session.install(
+        ".", *TEST_DEPS, "cupy-cuda12x", "jax[cuda12]", "matplotlib", "mpmath", "psutil"
+    )
+    cuda = session.run(
+        "python", "-c", "import torch; print(torch.version.cuda or '')", silent=True
+    )
+    if not str(cuda).strip():
+        session.error(
+            f"pip installed a CPU-only {TORCH}; install its CUDA build in .nox/gpu "
+            "(e.g. `pip install --index-url https://download.pytorch.org/whl/cu128 "
+            f"{TORCH}`), then rerun with --reuse-venv=yes --no-install"
+        )
+    session.run(
+        "python", "tests/parity/sweep.py", "--device", "gpu", "--out", "docs/parity",
+        "--rows", "50", *session.posargs,
+    )
+    session.run(
+        "pytest", "-q", "tests/test_errors.py", env={"XBCE_BACKENDS": "torch_cuda,cupy,jax_gpu"}
+    )
+    session.run("python", "tests/benchmarks/gpu.py")

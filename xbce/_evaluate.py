@@ -149,9 +149,11 @@ class _NumPyNamespace:
 
 
 class _TorchNamespace:
-    """array-api-compat's torch namespace with a faster ``maximum``/``minimum`` of an
-    array and a Python float: ``torch.clamp_min``/``clamp_max``, the same values (NaN
-    propagates), without the compat wrapper's type promotion (half the time)."""
+    """array-api-compat's torch namespace with torch's own ``log_sigmoid``/``sigmoid``
+    (the primitives torch's BCE-with-logits kernel and backward call, so the results
+    are torch's bit for bit), and a faster ``maximum``/``minimum`` of an array and a
+    Python float: ``torch.clamp_min``/``clamp_max``, the same values (NaN propagates),
+    without the compat wrapper's type promotion (half the time)."""
 
     def __init__(self, xp: Any) -> None:
         import torch
@@ -161,6 +163,14 @@ class _TorchNamespace:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._xp, name)
+
+    def log_sigmoid(self, x: Array) -> Array:
+        """``torch.nn.functional.logsigmoid`` (half types in float32, rounded once)."""
+        return self._torch.nn.functional.logsigmoid(x)
+
+    def sigmoid(self, x: Array) -> Array:
+        """``torch.sigmoid`` (half types in float32, rounded once)."""
+        return self._torch.sigmoid(x)
 
     def maximum(self, a: Array, b: Array | float) -> Array:
         if isinstance(b, float):
@@ -189,6 +199,12 @@ def _numpy_has_vector_log1p() -> bool:
 
 def _numpy(xp: Any) -> Any:
     return xp if _numpy_has_vector_log1p() else _NumPyNamespace(xp)
+
+
+def stand_in(xp: Any) -> Any:
+    """The namespace the formulas get for ``xp``: ``xp``, or its stand-in (the classes
+    above: faster ops, and a library's own primitives where it has them)."""
+    return _fast(xp)
 
 
 def _fast(xp: Any) -> Any:

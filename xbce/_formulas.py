@@ -57,12 +57,34 @@ def _cast(a: Array, dtype: Any, xp: Namespace) -> Array:
     return a if a.dtype == dtype else xp.astype(a, dtype)
 
 
+def _torch_op(a: Array, b: Array, op: str, xp: Namespace, *, in_place: bool) -> Array:
+    """``a.mul(b)``/``a.sub(b)`` (``in_place``: ``a.mul_(b)``, keeping ``a``'s dtype),
+    with torch's type promotion and torch's CPU kernels' rounding.
+
+    A 0-d operand next to a dimensioned one does not widen the result: ``f32 * f64(0-d)``
+    is computed in float32. A 0-d second operand of a half ``mul`` is read at float32
+    precision (the kernels' opmath scalar), not rounded to half first.
+    """
+    own = a.dtype
+    if not xp.isdtype(b.dtype, "real floating"):
+        b = xp.astype(b, own)  # integer or bool weights, as torch promotes them
+    a_dims, b_dims = a.ndim > 0, b.ndim > 0
+    if a_dims != b_dims:
+        common = a.dtype if a_dims else b.dtype
+    else:
+        common = xp.result_type(a.dtype, b.dtype)
+    if op == "mul" and a_dims and not b_dims and is_half(common, xp):
+        a32, b32 = _cast(a, xp.float32, xp), _cast(b, xp.float32, xp)
+        out = _cast(a32 * b32, common, xp)
+    else:
+        a, b = _cast(a, common, xp), _cast(b, common, xp)
+        out = a * b if op == "mul" else a - b
+    return _cast(out, own, xp) if in_place else out
+
+
 def _in_place(a: Array, b: Array, op: str, xp: Namespace) -> Array:
-    """``a.mul_(b)`` / ``a.sub_(b)``: compute in the promoted dtype, keep ``a``'s."""
-    if b.dtype != a.dtype and not xp.isdtype(b.dtype, "real floating"):
-        b = xp.astype(b, a.dtype)  # integer or bool weights, as torch promotes them
-    out = a * b if op == "mul" else a - b
-    return _cast(out, a.dtype, xp)
+    """``a.mul_(b)`` / ``a.sub_(b)``: torch's promotion (:func:`_torch_op`), ``a``'s dtype."""
+    return _torch_op(a, b, op, xp, in_place=True)
 
 
 def _in_float32(fn: Any, x: Array, xp: Namespace) -> Array:
@@ -82,12 +104,23 @@ def _sigmoid(x: Array, xp: Namespace) -> Array:
 
 
 def log_sigmoid(x: Array, *, xp: Namespace) -> Array:
-    """``log(sigmoid(x))`` as torch computes it (half types in float32, rounded once)."""
+    """``log(sigmoid(x))`` as torch computes it (half types in float32, rounded once).
+
+    The namespace's own primitive where it has one (``xp.log_sigmoid``: the backend
+    layer, ``_evaluate``, gives torch's there), else the array-API composition."""
+    native = getattr(xp, "log_sigmoid", None)
+    if native is not None:
+        return native(x)
     return _in_float32(_log_sigmoid, x, xp)
 
 
 def sigmoid(x: Array, *, xp: Namespace) -> Array:
-    """``1 / (1 + exp(-x))`` as torch computes it (half types in float32, rounded once)."""
+    """``1 / (1 + exp(-x))`` as torch computes it (half types in float32, rounded once).
+
+    ``xp.sigmoid`` where the namespace has one (see :func:`log_sigmoid`)."""
+    native = getattr(xp, "sigmoid", None)
+    if native is not None:
+        return native(x)
     return _in_float32(_sigmoid, x, xp)
 
 
@@ -140,8 +173,16 @@ def bce_loss(
     if lazy:
         loss = poison_out_of_range_targets(loss, y, xp=xp)
     if weight is not None:
-        loss = _in_place(loss, weight, "mul", xp)
+        loss = _in_place(loss, expanded_weight(weight, x, xp=xp), "mul", xp)
     return loss
+
+
+def expanded_weight(weight: Array, like: Array, *, xp: Namespace) -> Array:
+    """BCE's ``weight`` as torch's Python wrapper hands it on, ``weight.expand(shape)``:
+    a 0-d weight becomes dimensioned (same values), so it promotes like one."""
+    if weight.ndim == 0 and like.ndim > 0:
+        return xp.reshape(weight, (1,) * like.ndim)
+    return weight
 
 
 def bce(
@@ -172,9 +213,9 @@ def bce_with_logits_elementwise(
     """``(1 - t) * x - log_sigmoid(x) * (1 + (p - 1) * t)``, in the target's dtype."""
     ls = log_sigmoid(x, xp=xp)
     if pos_weight is not None:
-        if not xp.isdtype(pos_weight.dtype, "real floating"):
-            pos_weight = xp.astype(pos_weight, t.dtype)
-        ls = _in_place(ls, (pos_weight - 1.0) * t + 1.0, "mul", xp)
+        p = _float_pos_weight(pos_weight, t, xp)
+        log_weight = _torch_op(p - 1.0, t, "mul", xp, in_place=False) + 1.0
+        ls = _in_place(ls, log_weight, "mul", xp)
     loss = _in_place(1.0 - t, x, "mul", xp)
     return _in_place(loss, ls, "sub", xp)
 
@@ -220,11 +261,16 @@ def _in_unit_interval(y: Array) -> Array:
 class GradTerms(NamedTuple):
     """One of torch's hand-written gradients, as the chain it applies to ``grad``.
 
-    ``grad_in = (((grad * coef) / divisor) * weight) / numel``, each step rounded to
-    ``dtype`` (``divisor``, ``weight`` and ``numel`` are skipped when ``None``). The
-    backward functions and torch's autograd apply the chain in this order; the JAX
-    JVP applies it in reverse to a tangent, so that its *transpose* (reverse mode)
-    performs exactly torch's operations in torch's order.
+    BCE (``divisor`` given): ``(((grad * coef) / divisor) * weight) / numel``, torch's
+    scalar kernel, all in the input's dtype. BCE-with-logits: ``coef.mul_(grad)``, then
+    ``.mul_(weight)``, then ``.div_(numel)``, with torch's type promotion: an in-place
+    step (``grad_in_place``, ``weight_in_place``) keeps the dtype it is applied to, an
+    out-of-place one (torch's backward when it records a graph, ``create_graph=True``)
+    widens to the common dtype. ``divisor``, ``weight`` and ``numel`` are skipped when
+    ``None``; the result is cast to ``dtype`` last (as autograd casts to the argument's
+    dtype). The backward functions and torch's autograd apply the chain in this order;
+    the JAX JVP applies it in reverse to a tangent, so that its *transpose* (reverse
+    mode) performs exactly torch's operations in torch's order.
     """
 
     coef: Array
@@ -232,6 +278,8 @@ class GradTerms(NamedTuple):
     weight: Array | None
     numel: int | None
     dtype: Any
+    grad_in_place: bool = True
+    weight_in_place: bool = True
 
 
 def _terms(
@@ -240,9 +288,12 @@ def _terms(
     weight: Array | None,
     reduction: str,
     like: Array,
+    *,
+    grad_in_place: bool = True,
+    weight_in_place: bool = True,
 ) -> GradTerms:
     n = numel(like) if reduction == MEAN else None
-    return GradTerms(coef, divisor, weight, n, like.dtype)
+    return GradTerms(coef, divisor, weight, n, like.dtype, grad_in_place, weight_in_place)
 
 
 def bce_input_grad_terms(
@@ -262,7 +313,8 @@ def bce_input_grad_terms(
         # eps > 0: no signed zero to tell apart, and the Python float rounds to
         # x.dtype as torch's cast of 1e-12f does (bfloat16 included)
         divisor = xp.maximum(d, BACKWARD_EPS)
-    return _terms(x - y, divisor, weight, reduction, x)
+    w = None if weight is None else expanded_weight(weight, x, xp=xp)
+    return _terms(x - y, divisor, w, reduction, x)
 
 
 def bce_target_grad_terms(
@@ -272,7 +324,14 @@ def bce_target_grad_terms(
 
     Unclamped, so +inf at ``x = 0`` and -inf at ``x = 1`` (FunctionsManual.cpp).
     """
-    return _terms(-xp.log(x / (1.0 - x)), None, weight, reduction, y)
+    w = None if weight is None else expanded_weight(weight, x, xp=xp)
+    return _terms(-xp.log(x / (1.0 - x)), None, w, reduction, y)
+
+
+def _float_pos_weight(pos_weight: Array, t: Array, xp: Namespace) -> Array:
+    if xp.isdtype(pos_weight.dtype, "real floating"):
+        return pos_weight
+    return xp.astype(pos_weight, t.dtype)  # integer pos_weight: torch promotes to t's
 
 
 def bce_with_logits_input_grad_terms(
@@ -283,15 +342,26 @@ def bce_with_logits_input_grad_terms(
     reduction: str,
     *,
     xp: Namespace,
+    in_place: bool = True,
 ) -> GradTerms:
-    """``((p*t + 1 - t) * sigmoid(x) - p*t) * grad``; ``(sigmoid(x) - t) * grad`` w/o p."""
+    """``((p*t + 1 - t) * sigmoid(x) - p*t) * grad``; ``(sigmoid(x) - t) * grad`` w/o p.
+
+    torch's ``binary_cross_entropy_with_logits_backward``: ``sigmoid(x).sub_(t)`` (in
+    ``x``'s dtype), or ``pt.add(1).sub_(t).mul_(sigmoid(x)).sub_(pt)`` with
+    ``pt = p.mul(t)`` (in ``pt``'s dtype), then ``.mul_(grad)``, ``.mul_(weight)``.
+    ``in_place=False``: the out-of-place ops torch uses when it records the backward
+    (grad mode on, or ``torch.func``/``torch.compile`` tensors), which promote."""
     sig = sigmoid(x, xp=xp)
     if pos_weight is None:
-        coef = sig - t
+        coef = _torch_op(sig, t, "sub", xp, in_place=in_place)
     else:
-        pt = pos_weight * t
-        coef = (pt + 1.0 - t) * sig - pt
-    return _terms(coef, None, weight, reduction, x)
+        pt = _torch_op(_float_pos_weight(pos_weight, t, xp), t, "mul", xp, in_place=False)
+        coef = _torch_op(pt + 1.0, t, "sub", xp, in_place=in_place)
+        coef = _torch_op(coef, sig, "mul", xp, in_place=in_place)
+        coef = _torch_op(coef, pt, "sub", xp, in_place=in_place)
+    return _terms(
+        coef, None, weight, reduction, x, grad_in_place=in_place, weight_in_place=in_place
+    )
 
 
 def bce_with_logits_target_grad_terms(
@@ -302,21 +372,28 @@ def bce_with_logits_target_grad_terms(
     reduction: str,
     *,
     xp: Namespace,
+    in_place: bool = True,
 ) -> GradTerms:
-    """``(log_sigmoid(-x) - log_sigmoid(x) * p) * grad``; ``-x * grad`` without p."""
+    """``(log_sigmoid(-x) - log_sigmoid(x) * p) * grad``; ``-x * grad`` without p.
+
+    torch's ``binary_cross_entropy_with_logits_target_backward``: with p,
+    ``log_sigmoid(-x).sub_(log_sigmoid(x).mul_(p)).mul_(grad)`` (in ``x``'s dtype;
+    out of place for ``torch.func``/``torch.compile`` tensors, ``in_place=False``);
+    without, ``-x * grad`` (promoting); then ``.mul_(weight)`` in place."""
     if pos_weight is None:
-        coef = -x
-    else:
-        coef = log_sigmoid(-x, xp=xp) - log_sigmoid(x, xp=xp) * pos_weight
-    return _terms(coef, None, weight, reduction, t)
+        return _terms(-x, None, weight, reduction, t, grad_in_place=False)
+    p = _float_pos_weight(pos_weight, t, xp)
+    scaled = _torch_op(log_sigmoid(x, xp=xp), p, "mul", xp, in_place=in_place)
+    coef = _torch_op(log_sigmoid(-x, xp=xp), scaled, "sub", xp, in_place=in_place)
+    return _terms(coef, None, weight, reduction, t, grad_in_place=in_place)
 
 
 def chain_dtype(terms: GradTerms, xp: Namespace) -> Any:
-    """The dtype the chain runs in: ``coef``'s promoted with the result's.
-
-    They differ only for BCE-with-logits with a float64 input and a float32 target:
-    torch computes ``-x * grad`` (and the weight, the ``/ numel``) in float64 and
-    autograd casts the target's gradient to float32 last."""
+    """The dtype the chain runs in after ``coef.mul(grad)``: ``coef``'s when torch
+    multiplies in place, else promoted with the gradient's (the loss's dtype: ``t``'s
+    for BCE-with-logits, which ``coef`` already includes except for ``-x``)."""
+    if terms.divisor is not None or terms.grad_in_place:
+        return terms.coef.dtype
     return xp.result_type(terms.coef.dtype, terms.dtype)
 
 
@@ -330,28 +407,33 @@ def grad_terms(
     reduction: str,
     *,
     xp: Namespace,
+    in_place: bool = True,
 ) -> GradTerms:
     """The terms of the gradient of BCE (``logits=False``, ``pos_weight`` unused) or
-    BCE-with-logits with respect to ``which``: ``"input"`` or ``"target"``."""
+    BCE-with-logits with respect to ``which``: ``"input"`` or ``"target"``.
+
+    ``in_place``: whether torch's BCE-with-logits backward runs its in-place ops (its
+    plain backward) or their out-of-place forms (see
+    :func:`bce_with_logits_input_grad_terms`); only mixed dtypes tell them apart."""
     if logits:
         make = (
             bce_with_logits_input_grad_terms
             if which == "input"
             else bce_with_logits_target_grad_terms
         )
-        return make(x, t, weight, pos_weight, reduction, xp=xp)
+        return make(x, t, weight, pos_weight, reduction, xp=xp, in_place=in_place)
     make_bce = bce_input_grad_terms if which == "input" else bce_target_grad_terms
     return make_bce(x, t, weight, reduction, xp=xp)
 
 
 def apply_backward(grad: Array, terms: GradTerms, *, xp: Namespace) -> Array:
     """Apply ``terms`` to an upstream gradient in torch's order (the VJP)."""
-    g = grad * terms.coef
-    if terms.divisor is not None:
-        g = g / terms.divisor
-    g = _cast(g, chain_dtype(terms, xp), xp)
+    if terms.divisor is not None:  # BCE: torch's scalar kernel, one dtype throughout
+        g = _cast(grad * terms.coef / terms.divisor, terms.coef.dtype, xp)
+    else:
+        g = _torch_op(terms.coef, grad, "mul", xp, in_place=terms.grad_in_place)
     if terms.weight is not None:
-        g = _in_place(g, terms.weight, "mul", xp)
+        g = _torch_op(g, terms.weight, "mul", xp, in_place=terms.weight_in_place)
     if terms.numel is not None:
         g = scale_by_numel(g, terms.numel, xp)
     return _cast(g, terms.dtype, xp)

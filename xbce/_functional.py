@@ -8,6 +8,7 @@ would record gradients, or through ``jax.custom_jvp`` for JAX arrays.
 
 from __future__ import annotations
 
+import sys
 from functools import partial
 from typing import Any
 
@@ -111,6 +112,16 @@ def _prepare(
     return xp, reduction
 
 
+def _autocast(*arrays: Array | None) -> tuple[Any, ...]:
+    """Under ``torch.autocast``, torch's casts of the arguments (``_torch_autograd``)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(arrays[0], torch.Tensor):
+        return arrays
+    from . import _torch_autograd as T
+
+    return T.autocast(*arrays)
+
+
 # ------------------------------------------------------------------------- forward
 def binary_cross_entropy(
     input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
@@ -193,6 +204,7 @@ def binary_cross_entropy(
     >>> float(xbce.binary_cross_entropy(p, y, reduction="sum"))
     1.2105705738067627
     """
+    input, target, weight = _autocast(input, target, weight)
     xp, reduction = _prepare(_BCE, input, target, reduction, weight=weight)
     lazy = _is_lazy(xp, input, target)
     if lazy:
@@ -315,6 +327,7 @@ def binary_cross_entropy_with_logits(
     >>> round(float(loss), 6)
     0.201413
     """
+    input, target, weight, pos_weight = _autocast(input, target, weight, pos_weight)
     xp, reduction = _prepare(
         _BCEWL, input, target, reduction, weight=weight, pos_weight=pos_weight
     )

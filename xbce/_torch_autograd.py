@@ -35,6 +35,24 @@ def needs_autograd(*tensors: Any, lazy: bool) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def autocast(*tensors: Any) -> tuple[Any, ...]:
+    """``torch.autocast``'s policy for both losses: while autocast is on for the input's
+    device, every floating tensor argument but a float64 one is cast to float32 (a
+    differentiable cast: gradients flow back in the argument's dtype), as torch does for
+    the ops of its float32 list (CPU: both losses; CUDA: BCE-with-logits). On CUDA torch
+    refuses ``binary_cross_entropy`` under autocast as unsafe; xbce computes it in
+    float32 there too, which is what torch's message tells users to do by hand."""
+    first = tensors[0]
+    if not torch.is_autocast_enabled(first.device.type):
+        return tensors
+    return tuple(
+        t.to(torch.float32)
+        if t is not None and t.is_floating_point() and t.dtype != torch.float64
+        else t
+        for t in tensors
+    )
+
+
 def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -> list[Any]:
     """The gradients autograd asks for (``None`` for the others).
 
@@ -51,19 +69,30 @@ def _gradients(ctx: Any, logits: bool, g: Any, x: Any, t: Any, w: Any, p: Any) -
         elif blocked:
             out.append(E.gradient(logits, which, g, x, t, w, p, r, xp=xp))
         else:
-            terms = F.grad_terms(logits, which, x, t, w, p, r, xp=xp)
-            out.append(F.apply_backward(g, terms, xp=xp))
+            in_place = _in_place(ctx.lazy, which)
+            terms = F.grad_terms(logits, which, x, t, w, p, r, xp=E.stand_in(xp),
+                                 in_place=in_place)
+            out.append(F.apply_backward(g, terms, xp=E.stand_in(xp)))
     return out
+
+
+def _in_place(lazy: bool, which: str) -> bool:
+    """Whether torch's BCE-with-logits backward runs its in-place ops here: not for
+    ``torch.func``/``torch.compile`` tensors (``lazy``), nor, for the input's gradient,
+    while autograd records the backward (grad mode on: ``create_graph=True``, or a
+    forward-mode JVP). They differ only where the dtypes are mixed."""
+    return not lazy and (which == "target" or not torch.is_grad_enabled())
 
 
 def _jvp(ctx: Any, logits: bool, tangents: tuple[Any, Any], x: Any, t: Any, w: Any,
          p: Any) -> Any:
     """torch's forward-mode formula (derivatives.yaml): the elementwise gradient terms
     applied to each tangent, in the loss's dtype, then ``apply_loss_reduction``."""
-    xp, out = ctx.xp, 0
+    xp, out = E.stand_in(ctx.xp), 0
     for which, tangent in zip(("input", "target"), tangents, strict=True):
         if tangent is not None:
-            terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=xp)
+            in_place = _in_place(ctx.lazy, which)
+            terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=xp, in_place=in_place)
             out = out + F.apply_backward(tangent, terms._replace(dtype=t.dtype), xp=xp)
     return F.reduce(out, ctx.reduction, xp=xp)
 
@@ -78,7 +107,7 @@ class BinaryCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(x: Any, y: Any, w: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
         if lazy:
-            return F.bce(x, y, w, reduction, xp=xp, lazy=True)
+            return F.bce(x, y, w, reduction, xp=E.stand_in(xp), lazy=True)
         return E.reduced(F.bce_loss, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
 
     @staticmethod
@@ -109,7 +138,7 @@ class BinaryCrossEntropyWithLogits(torch.autograd.Function):
     @staticmethod
     def forward(x: Any, t: Any, w: Any, p: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
         if lazy:
-            return F.bce_with_logits(x, t, w, p, reduction, xp=xp)
+            return F.bce_with_logits(x, t, w, p, reduction, xp=E.stand_in(xp))
         return E.reduced(
             F.bce_with_logits_loss, x, x, t, w, p, dtype=t.dtype, reduction=reduction, xp=xp
         )

@@ -388,7 +388,13 @@ def _json_safe(o: Any) -> Any:
 
 
 def write_reports(
-    cells: list[Any], meta: dict[str, Any], out: Path, name: str, *, plot: bool = True
+    cells: list[Any],
+    meta: dict[str, Any],
+    out: Path,
+    name: str,
+    *,
+    plot: bool = True,
+    mixed: list[Any] | None = None,
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows = summary(cells)
@@ -396,8 +402,17 @@ def write_reports(
     print(summary_table(rows))
     print("\nWorst error against the exact value, ulps (xbce / torch):\n")
     print(exact_table(rows))
+    failures = _failure_lines(cells)
     print("\nFailing cells:")
-    print("\n".join(_failure_lines(cells)))
+    print("\n".join(failures[:12] + ([f"... {len(failures) - 12} more in the report"]
+                                     if len(failures) > 12 else [])))
+    mixed_lines: list[str] = []
+    if mixed:
+        import mixed as mixed_sweep
+
+        mixed_lines = mixed_sweep.markdown(mixed)
+        print("\n" + "\n".join(mixed_lines[4:12]))
+        meta = {**meta, "mixed_dtypes": mixed_sweep.summary(mixed)}
     paths = []
     jp = out / f"{name}.json"
     # one cell per line: diffable, and a third of the size of an indented dump
@@ -409,7 +424,12 @@ def write_reports(
     jp.write_text(head[:-2] + ',\n "cells": [\n' + body + "\n ]\n}\n")
     paths.append(jp)
     mp = out / f"{name}.md"
-    mp.write_text(markdown(cells, meta, name))
+    text = markdown(cells, meta, name)
+    if mixed_lines:
+        # before the per-cell table, after the failing cells
+        marker = "#### Every cell"
+        text = text.replace(marker, "\n".join(mixed_lines) + "\n\n" + marker, 1)
+    mp.write_text(text)
     paths.append(mp)
     if plot:
         pp = out / f"{name}.png"

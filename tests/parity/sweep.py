@@ -28,9 +28,15 @@ to zero on the CPU: its cells are judged against torch given the flushed inputs
 subnormal input, and the worst error against torch on the unflushed inputs, are
 reported beside them.
 
-Writes ``<out>/<name>.json``, ``<name>.md`` (a Markdown report for the docs) and
-``<name>.png`` (heat map of the worst error against torch) and prints a summary.
-Exits with status 1 if any cell fails. Run it with ``nox -s parity`` (``-- --help``).
+Mixed dtypes (``mixed.py``): BCE-with-logits with every (input, target, weight,
+pos_weight) dtype combination torch accepts, bit-identical share per backend.
+
+Writes ``<out>/<name>.json``, ``<name>.md`` (a Markdown report) and ``<name>.png``
+(heat map of the worst error against torch) and prints a summary (``--verbose``: a
+line per cell). ``<out>`` is ``build/parity/`` (ignored by git) unless
+``--update-docs`` (the maintainer's refresh of the committed ``docs/parity/``) or
+``--out`` says otherwise. Exits with status 1 if any cell fails. Run it with
+``nox -s parity`` (``-- --help``).
 A GPU report needs an environment with the CUDA backends (``nox -s cupy`` and the like
 install them), e.g. ``python tests/parity/sweep.py --backends cupy,torch_cuda,jax_gpu
 --name gpu-h100``: the reference stays torch on the CPU.
@@ -62,7 +68,15 @@ import torch.nn.functional as TF  # noqa: E402
 
 torch.set_num_threads(1)  # small arrays: threads only contend (and the runs stay reproducible)
 
-from backends import ALL_BACKENDS, CPU_BACKENDS, TORCH_DTYPES, Backend, load, rounded  # noqa: E402
+from backends import (  # noqa: E402
+    ALL_BACKENDS,
+    CPU_BACKENDS,
+    GPU_BACKENDS,
+    TORCH_DTYPES,
+    Backend,
+    load,
+    rounded,
+)
 from conftest import allow_flushed, assert_ulp_close, flush_subnormals  # noqa: E402
 from corpus import Corpus, corpus  # noqa: E402
 from exact import LONGDOUBLE_OK, exact_type, mpmath_check, quantities  # noqa: E402
@@ -628,8 +642,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "docs" / "parity",
-        help="directory of the reports (default: docs/parity)",
+        default=None,
+        help="directory of the reports (default: build/parity, ignored by git)",
+    )
+    ap.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="write the committed report, docs/parity/ (a maintainer's refresh)",
+    )
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "gpu"),
+        help="cpu (default): the CPU backends; gpu: torch_cuda, cupy, jax_gpu "
+        "(those that import), report name gpu",
     )
     ap.add_argument(
         "--name",
@@ -640,8 +666,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cols", type=int, default=1000, help="corpus columns (default 1000)")
     ap.add_argument("--seed", type=int, default=20130, help="corpus seed")
     ap.add_argument("--no-plot", action="store_true", help="skip the heat map")
-    ap.add_argument("--quiet", action="store_true", help="no per-cell lines on stdout")
+    ap.add_argument("--verbose", "-v", action="store_true", help="a line per cell on stdout")
+    ap.add_argument("--quiet", action="store_true", help="(the default) no per-cell lines")
+    ap.add_argument("--no-mixed", action="store_true", help="skip the mixed-dtype sweep")
     args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / ("docs/parity" if args.update_docs else "build/parity")
 
     backends: list[Backend] = []
     if args.backends:
@@ -654,11 +684,11 @@ def main(argv: list[str] | None = None) -> int:
             except (ImportError, RuntimeError) as e:
                 ap.error(f"backend {n} is not available here: {e}")
     else:
-        for n in CPU_BACKENDS:
+        for n in CPU_BACKENDS if args.device == "cpu" else GPU_BACKENDS:
             try:
                 backends.append(load(n))
-            except ImportError as e:
-                print(f"backend {n}: skipped, not importable ({e})")
+            except (ImportError, RuntimeError) as e:
+                print(f"backend {n}: skipped, not available ({e})")
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     for d in dtypes:
         if d not in DTYPES:
@@ -678,16 +708,24 @@ def main(argv: list[str] | None = None) -> int:
         args.rows,
         args.cols,
         args.seed,
-        log=(lambda s: None) if args.quiet else print,
+        log=print if args.verbose else (lambda s: None),
     )
     sweep.run()
+    mixed_cells = []
+    if not args.no_mixed:
+        import mixed
+
+        t1 = time.perf_counter()
+        mixed_cells = mixed.sweep(backends, seed=args.seed)
+        sweep.timings["mixed dtypes"] = time.perf_counter() - t1
     elapsed = time.perf_counter() - t0
 
     from report import write_reports
 
     meta = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "nox -s parity" + (" -- " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
+        "command": "nox -s parity"
+        + (" -- " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
         "machine": machine(),
         "versions": versions(backends),
         "backends": [b.name for b in backends],
@@ -708,12 +746,22 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(elapsed, 1),
         "seconds_per_backend_dtype": {k: round(v, 1) for k, v in sweep.timings.items()},
     }
-    paths = write_reports(sweep.cells, meta, args.out, name, plot=not args.no_plot)
+    paths = write_reports(
+        sweep.cells, meta, args.out, name, plot=not args.no_plot, mixed=mixed_cells
+    )
     failed = [c for c in sweep.cells if not c.passed]
+    mixed_failed = []
+    if mixed_cells:
+        import mixed
+
+        mixed_failed = mixed.failing(mixed_cells)
+        print(f"\nmixed dtypes: {len(mixed_cells)} combinations, {len(mixed_failed)} failing")
     print(f"\n{len(sweep.cells)} cells, {len(failed)} failing, {elapsed:.0f} s")
     for p in paths:
         print(f"wrote {p}")
-    return 1 if failed else 0
+    if not args.update_docs and args.out == ROOT / "build/parity":
+        print("(not the committed report: `nox -s parity -- --update-docs` refreshes it)")
+    return 1 if failed or mixed_failed else 0
 
 
 if __name__ == "__main__":
