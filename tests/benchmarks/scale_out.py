@@ -3,8 +3,10 @@
 
 ``python tests/benchmarks/scale_out.py [--n 1e8] [--repeat 3]`` prints a Markdown table
 (docs/scaling-out.md quotes one run). Data are generated inside the chunk tasks
-(``da.random``), so no 800 MB array crosses from the client to the workers; each timing
-is a fresh compute of the same graph, best of ``--repeat``, after one warm-up.
+(``da.random``), so no 800 MB array crosses from the client to the workers; a graph
+that only generates (and sums) the same data is timed too, and the difference is the
+loss's own time. Each timing is a fresh compute of the same graph, best of
+``--repeat``, after one warm-up.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import numpy as np
 import xbce
 
 
-def _graph(n: int, chunk: int) -> Any:
+def _graphs(n: int, chunk: int) -> tuple[Any, Any]:
+    """The loss, and a graph that only generates the same data (and sums it)."""
     import dask.array as da
 
     rs = da.random.default_rng(0)
     p = rs.random(n, chunks=chunk, dtype=np.float32)
     y = (rs.random(n, chunks=chunk, dtype=np.float32) > 0.5).astype(np.float32)
-    return xbce.binary_cross_entropy(p, y)
+    return xbce.binary_cross_entropy(p, y), (p + y).sum()
 
 
 def _best(run: Any, repeat: int) -> float:
@@ -49,27 +52,33 @@ def main() -> None:
     import distributed
 
     rows = []
-    graph = _graph(n, chunk)
+    loss, data_only = _graphs(n, chunk)
+
+    def measure(name: str, run: Any) -> None:
+        t_data = _best(lambda: run(data_only), args.repeat)
+        t_all = _best(lambda: run(loss), args.repeat)
+        rows.append((name, t_all, t_data))
+
     for workers in (1, 2):
         with distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
                                       processes=True, dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
-            t = _best(lambda c=client: c.compute(graph).result(), args.repeat)
-        rows.append((f"dask.distributed, {workers} worker process(es) x 1 thread", t))
-    t = _best(lambda: dask.compute(graph, scheduler="threads"), args.repeat)
-    rows.append((f"dask, local threaded scheduler ({os.cpu_count()} threads)", t))
-    t = _best(lambda: dask.compute(_graph(n, chunk).sum() * 0, scheduler="threads"), 1)
-    rows.append(("dask, generating the random data only (threaded)", t))
+            measure(f"dask.distributed, {workers} worker process(es) x 1 thread",
+                    lambda g, c=client: c.compute(g).result())
+    measure(f"dask, local threaded scheduler ({os.cpu_count()} threads)",
+            lambda g: dask.compute(g, scheduler="threads"))
     rng = np.random.default_rng(0)
     p = rng.random(n, dtype=np.float32)
     y = (rng.random(n, dtype=np.float32) > 0.5).astype(np.float32)
     t = _best(lambda: xbce.binary_cross_entropy(p, y), args.repeat)
-    rows.append(("NumPy arrays in memory, one process (xbce's block threads)", t))
+    rows.append(("NumPy arrays in memory, one process (xbce's block threads)", t, 0.0))
     print(f"BCE mean of {n:.0e} float32 elements (chunks of {chunk:.0e}), "
           f"{os.cpu_count()} cores, best of {args.repeat}\n")
-    print("| engine | seconds | elements/s |\n|---|---|---|")
-    for name, t in rows:
-        print(f"| {name} | {t:.2f} | {n / t:.3g} |")
+    print("| engine | loss + data (s) | data only (s) | loss alone (s) | loss elements/s |")
+    print("|---|---|---|---|---|")
+    for name, t, t_data in rows:
+        alone = t - t_data
+        print(f"| {name} | {t:.2f} | {t_data:.2f} | {alone:.2f} | {n / alone:.3g} |")
 
 
 if __name__ == "__main__":
