@@ -24,7 +24,10 @@ floating dtypes); like Keras, optax and TensorFlow they do not check values.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ._compat import array_namespace, is_numpy_namespace
 
@@ -44,6 +47,24 @@ KERAS_EPSILON = 1e-7
 
 
 # ------------------------------------------------------------------------ helpers
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _quiet(fn: _F) -> _F:
+    """Silence NumPy's ``log(0)``, ``0 * inf`` and ``exp`` overflow warnings inside ``fn``:
+    the infinities and NaNs these conventions give are the frameworks' values."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        numpy = sys.modules.get("numpy")
+        if numpy is None:
+            return fn(*args, **kwargs)
+        with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _floating(x: Array, xp: Any, what: str) -> None:
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"{what} must have a real floating dtype, not {x.dtype}")
@@ -64,6 +85,7 @@ def _log_sigmoid(x: Array, xp: Any) -> Array:
 
 
 # --------------------------------------------------------------------------- Keras
+@_quiet
 def keras_binary_crossentropy(
     y_true: Array,
     y_pred: Array,
@@ -89,7 +111,10 @@ def keras_binary_crossentropy(
     {jax,tensorflow,numpy}/nn.py``; the mean is computed in float32 at least, as Keras' ``ops.mean``
     does). Keras' torch backend clips the same way but then calls ``torch``'s BCE
     (``log1p(-p)``): the values agree to a few ulps, except that ``log(1 - p)`` loses the
-    loss of a negative example below ``p ≈ 6e-8`` in float32.
+    loss of a negative example below ``p ≈ 6e-8`` in float32. The mean over ``axis`` is
+    computed in float32 and cast back, as ``keras.ops.mean`` does on the JAX, torch and
+    TensorFlow backends (under the default ``floatx``): float64 inputs give a float64
+    result with float32 precision (Keras' NumPy backend averages in float64).
 
     Where it differs from PyTorch (``torch.nn.functional.binary_cross_entropy``):
     the probability is *clipped* to ``[1e-7, 1 - 1e-7]``, so the loss is capped at
@@ -161,10 +186,11 @@ def keras_binary_crossentropy(
         bce = y_true * xp.log(p)
         bce = bce + (1.0 - y_true) * xp.log(1.0 - p)
         terms = -bce
-    # keras.ops.mean: in float32 at least (float16 sums would overflow), cast back
-    if terms.dtype == xp.float16:
-        return xp.astype(xp.mean(xp.astype(terms, xp.float32), axis=axis), xp.float16)
-    return xp.mean(terms, axis=axis)
+    # keras.ops.mean (JAX, torch, TensorFlow backends) computes in result_type(dtype,
+    # "float32"), which Keras resolves to float32 under the default floatx, then casts back
+    if terms.dtype == xp.float32:
+        return xp.mean(terms, axis=axis)
+    return xp.astype(xp.mean(xp.astype(terms, xp.float32), axis=axis), terms.dtype)
 
 
 # --------------------------------------------------------------------- scikit-learn
@@ -194,6 +220,7 @@ def _check_sklearn_values(y_true: Array, y_pred: Array, xp: Any) -> None:
         raise ValueError("y_true must hold binary labels 0 and 1 (this function's scope)")
 
 
+@_quiet
 def sklearn_log_loss(
     y_true: Array,
     y_pred: Array,
@@ -284,6 +311,7 @@ def sklearn_log_loss(
 
 
 # ---------------------------------------------------------------------------- optax
+@_quiet
 def optax_sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     r"""optax's ``optax.sigmoid_binary_cross_entropy(logits, labels)``, per element.
 
@@ -336,6 +364,7 @@ def optax_sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
 
 
 # ----------------------------------------------------------------------- TensorFlow
+@_quiet
 def tensorflow_sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
     r"""TensorFlow's ``tf.nn.sigmoid_cross_entropy_with_logits(labels=, logits=)``.
 
@@ -398,6 +427,7 @@ def tensorflow_sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -
 
 
 # ---------------------------------------------------------------------- hand-written
+@_quiet
 def handwritten_binary_cross_entropy(
     input: Array,
     target: Array,
