@@ -24,6 +24,8 @@ from ._functional import (
     binary_cross_entropy_with_logits_target_backward,
 )
 from ._modules import BCELoss, BCEWithLogitsLoss
+from . import conventions  # noqa: E402  (imports no array library either)
+from ._explain import explain
 
 __version__ = "0.1.0"
 
@@ -41,4 +43,6 @@ __all__ = [
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_backward",
     "binary_cross_entropy_with_logits_target_backward",
+    "conventions",
+    "explain",
 ]
