@@ -9,12 +9,14 @@ Importing xbce imports no array library.
 
 from __future__ import annotations
 
+from . import conventions
 from ._checks import (
     DtypeMismatchError,
     InvalidValueError,
     ShapeMismatchError,
     UnsupportedDtypeError,
 )
+from ._explain import explain
 from ._functional import (
     binary_cross_entropy,
     binary_cross_entropy_backward,
@@ -24,8 +26,6 @@ from ._functional import (
     binary_cross_entropy_with_logits_target_backward,
 )
 from ._modules import BCELoss, BCEWithLogitsLoss
-from . import conventions  # noqa: E402  (imports no array library either)
-from ._explain import explain
 
 __version__ = "0.1.0"
 

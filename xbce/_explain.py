@@ -476,7 +476,7 @@ def _explanation(value: float, digits: int | None, torch_value: float,
     for name, found in by_name.items():
         tried = {c.dtype for c in candidates if c.name == name}
         got = {c.dtype for c in found}
-        if got == tried or len(tried) == 1 and tried != all_dtypes:
+        if got == tried or (len(tried) == 1 and tried != all_dtypes):
             names.append(name)
         else:
             names.extend(f"{name}, {d}" for d in sorted(got))
@@ -518,7 +518,7 @@ def _rank(c: Candidate) -> tuple[int, int, int, int]:
 
 def _rank_name(name: str, by_name: dict[str, list[Candidate]]) -> tuple[Any, ...]:
     base = name.removesuffix(", float32").removesuffix(", float64")
-    return min(_rank(c) for c in by_name[base]) + (name,)
+    return (*min(_rank(c) for c in by_name[base]), name)
 
 
 # ------------------------------------------------------------------------ sentences

@@ -80,7 +80,7 @@ def _as_array(x: Array, xp: Any, like: Array | None = None) -> Array:
 
 
 def _log_sigmoid(x: Array, xp: Any) -> Array:
-    """``log(sigmoid(x)) = -log(1 + exp(-x))``, as ``jax.nn.log_sigmoid``: ``-logaddexp(-x, 0)``."""
+    """``log(sigmoid(x))`` as ``jax.nn.log_sigmoid``: ``-logaddexp(-x, 0)``."""
     return -xp.logaddexp(-x, xp.zeros_like(x))
 
 
@@ -107,11 +107,12 @@ def keras_binary_crossentropy(
     ``from_logits=True``, the per-element loss is
     :math:`-y \log\sigma(x) - (1 - y) \log\sigma(-x)` (``log_sigmoid``, no clipping).
 
-    This is Keras' formula on its JAX, TensorFlow and NumPy backends (``keras/src/backend/
-    {jax,tensorflow,numpy}/nn.py``; the mean is computed in float32 at least, as Keras' ``ops.mean``
-    does). Keras' torch backend clips the same way but then calls ``torch``'s BCE
-    (``log1p(-p)``): the values agree to a few ulps, except that ``log(1 - p)`` loses the
-    loss of a negative example below ``p ≈ 6e-8`` in float32. The mean over ``axis`` is
+    This is Keras' formula on its JAX and TensorFlow backends
+    (``keras/src/backend/{jax,tensorflow}/nn.py``). Its NumPy backend agrees for
+    probabilities but turns logits into ``sigmoid(x)`` and clips them (explain's ``sigmoid,
+    then log(1-p), clamp 1e-7``); its torch backend clips, then calls ``torch``'s BCE
+    (``log1p(-p)``), a few ulps away except that ``log(1 - p)`` loses the loss of a
+    negative example below ``p ≈ 6e-8`` in float32. The mean over ``axis`` is
     computed in float32 and cast back, as ``keras.ops.mean`` does on the JAX, torch and
     TensorFlow backends (under the default ``floatx``): float64 inputs give a float64
     result with float32 precision (Keras' NumPy backend averages in float64).
