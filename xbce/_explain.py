@@ -75,7 +75,8 @@ class Explanation:
         ``reduction="mean"``, with ``weight``, in the inputs' dtype (float64 for lists).
     matches : list of str
         The names of the candidates that reproduce ``value``, simplest first. A name gets
-        ``", float32"`` or ``", float64"`` appended when only that evaluation matches.
+        ``", float32"`` or ``", float64"`` appended when it matches only in that dtype,
+        not in the inputs' own.
     candidates : list of Candidate
         Every variant tried, each in each evaluation dtype.
     closest : Candidate
@@ -375,8 +376,9 @@ def explain(
       more dimensions, ``sum of row means`` (Keras' ``reduction="sum"``) and ``mean of
       row sums``. Single-word formulas take a space (``torch sum``), others a comma
       (``log(1-p), clamp 1e-7, sum``);
-    - dtype: ``, float32`` or ``, float64`` (e.g. ``torch sum, float32``) when only that
-      evaluation reproduces the value.
+    - dtype: ``, float32`` or ``, float64`` (e.g. ``torch sum, float32``) when the
+      evaluation in the inputs' own dtype (float64 for lists) does not reproduce the value
+      and the one in that dtype does.
 
     Examples
     --------
@@ -471,25 +473,24 @@ def _explanation(value: float, digits: int | None, torch_value: float,
     by_name: dict[str, list[Candidate]] = {}
     for c in matched:
         by_name.setdefault(c.name, []).append(c)
-    all_dtypes = {c.dtype for c in candidates}
     names: list[str] = []
     for name, found in by_name.items():
         tried = {c.dtype for c in candidates if c.name == name}
         got = {c.dtype for c in found}
-        if got == tried or (len(tried) == 1 and tried != all_dtypes):
+        if native in got or len(tried) == 1:
             names.append(name)
-        else:
+        else:  # only an evaluation in another dtype than the inputs' reproduces the value
             names.extend(f"{name}, {d}" for d in sorted(got))
-    closest = min(candidates, key=lambda c: (_distance(value, c.value), _rank(c)))
+    closest = min(candidates, key=lambda c: (_distance(value, c.value), _rank(c, native)))
     return Explanation(
         value=value,
         torch=torch_value,
-        matches=sorted(names, key=lambda n: _rank_name(n, by_name)),
+        matches=sorted(names, key=lambda n: _rank_name(n, by_name, native)),
         candidates=candidates,
         closest=closest,
         input_dtype=native,
         digits=digits,
-        _matched=tuple(sorted(matched, key=_rank)),
+        _matched=tuple(sorted(matched, key=lambda c: _rank(c, native))),
         _exact=frozenset(exact),
     )
 
@@ -498,9 +499,9 @@ _FORMULA_ORDER = ("torch", "keras", "sklearn", "optax", "tensorflow")
 _REDUCTION_ORDER = ("mean", "sum", "weighted mean", "sum of row means", "mean of row sums")
 
 
-def _rank(c: Candidate) -> tuple[int, int, int, int]:
-    """Simplest explanation first: PyTorch, then frameworks, then hand-written forms,
-    then rounded intermediates; the mean before other reductions."""
+def _rank(c: Candidate, native: str) -> tuple[int, int, int, int]:
+    """Simplest explanation first: in the inputs' dtype; PyTorch, then frameworks, then
+    hand-written forms, then rounded intermediates; the mean before other reductions."""
     formula = c.formula
     if formula.startswith("torch, terms rounded"):
         family = 9
@@ -512,13 +513,13 @@ def _rank(c: Candidate) -> tuple[int, int, int, int]:
         family = 8
     else:
         family = 6
-    return (family, _REDUCTION_ORDER.index(c.reduction), 0 if c.dtype == "float64" else 1,
+    return (0 if c.dtype == native else 1, family, _REDUCTION_ORDER.index(c.reduction),
             len(formula))
 
 
-def _rank_name(name: str, by_name: dict[str, list[Candidate]]) -> tuple[Any, ...]:
+def _rank_name(name: str, by_name: dict[str, list[Candidate]], native: str) -> tuple[Any, ...]:
     base = name.removesuffix(", float32").removesuffix(", float64")
-    return (*min(_rank(c) for c in by_name[base]), name)
+    return (*min(_rank(c, native) for c in by_name[base]), name)
 
 
 # ------------------------------------------------------------------------ sentences
