@@ -58,7 +58,8 @@ def test_a_float32_value_of_float64_inputs_names_the_dtype() -> None:
     total = _torch_bce(PERCEPTRON_P, PERCEPTRON_Y, dtype=torch.float32, reduction="sum")
     e = xbce.explain(PERCEPTRON_P, PERCEPTRON_Y, total)  # all 17 digits of the float32 sum
     assert "torch sum, float32" in e.matches
-    assert "torch sum" not in e.matches and "torch sum, float64" not in e.matches
+    assert "torch sum" not in e.matches
+    assert "torch sum, float64" not in e.matches
 
 
 def test_rounded_value_is_rounding() -> None:
@@ -96,9 +97,12 @@ def test_log_of_one_minus_p_float64() -> None:
     p, y = np.asarray([1e-10, 3e-10]), np.zeros(2)
     e = xbce.explain(p, y, float(np.mean(-np.log(1 - p))))
     assert e.matches[:2] == ["sklearn", "log(1-p)"]  # scikit-learn takes log(1 - p) too
-    assert "torch" not in e.matches and "log1p(-p)" not in e.matches
+    assert "torch" not in e.matches
+    assert "log1p(-p)" not in e.matches
     e = xbce.explain(p, y, float(np.mean(-np.log1p(-p))))
-    assert "torch" in e.matches and "log1p(-p)" in e.matches and "log(1-p)" not in e.matches
+    assert "torch" in e.matches
+    assert "log1p(-p)" in e.matches
+    assert "log(1-p)" not in e.matches
 
 
 @pytest.mark.parametrize("clamp", [1e-15, 1e-12, 1e-8, 1e-7])
@@ -142,7 +146,8 @@ def test_no_clamp_inf_and_nan() -> None:
     assert e.matches[:2] == ["log(1-p)", "log1p(-p)"]
     assert e.torch == _torch_bce(p, [1.0, 0.0])  # 50.35: the log clamped at -100
     e = xbce.explain(p, np.asarray([0.0, 0.0]), "nan")  # 0 * log(0)
-    assert "log(1-p)" in e.matches and "torch" not in e.matches
+    assert "log(1-p)" in e.matches
+    assert "torch" not in e.matches
 
 
 def test_nothing_matches_names_the_closest() -> None:
@@ -152,7 +157,8 @@ def test_nothing_matches_names_the_closest() -> None:
     assert e.closest.value == best.value
     text = str(e)
     assert "No convention tried reproduces 0.7" in text
-    assert f"'{e.closest.name}'" in text and "off by" in text
+    assert f"'{e.closest.name}'" in text
+    assert "off by" in text
 
 
 def test_weights() -> None:
@@ -175,7 +181,8 @@ def test_logits() -> None:
     reference = torch.nn.functional.binary_cross_entropy_with_logits(
         torch.as_tensor(x), torch.as_tensor(t)).item()
     e = xbce.explain(x, t, reference, from_logits=True)
-    assert e.matches[0] == "torch" and e.torch == reference
+    assert e.matches[0] == "torch"
+    assert e.torch == reference
     assert {"optax", "tensorflow", "keras"} <= set(e.matches)
     through_sigmoid = torch.nn.functional.binary_cross_entropy(
         torch.sigmoid(torch.as_tensor(x)), torch.as_tensor(t)).item()

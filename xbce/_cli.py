@@ -90,10 +90,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_VALUED = ("--input", "--target", "--weight", "--value")
+
+
+def _join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--input -3,0.5`` as ``--input=-3,0.5``: argparse would take ``-3,0.5`` for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in _VALUED and i + 1 < len(argv) and argv[i + 1].startswith("-") and (
+            argv[i + 1] not in ("-h", "--help") and not argv[i + 1].startswith("--")
+        ):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad arguments)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command == "explain":
         from ._explain import explain
 
