@@ -397,3 +397,32 @@ def test_tensorflow_gradients(autodiff_backend: Backend, rng: np.random.Generato
         gx, gy = _autodiff(backend, ours, xt, yt, dtype)
         assert_ulp_close(gx, ex, ULPS, scale=ex.abs() + 1, what=f"tf d/dx {dtype}")
         assert_ulp_close(gy, ey, ULPS, scale=xt.abs(), what=f"tf d/dy {dtype}")
+
+
+# ------------------------------------------------- explain on the libraries' own values
+def test_explain_names_the_real_libraries(keras: Any, jax_x64: Any) -> None:
+    """Values computed by Keras, scikit-learn, optax and TensorFlow themselves."""
+    import xbce
+
+    metrics = _library("sklearn.metrics")
+    optax = _library("optax")
+    p = np.asarray([[0.0, 0.3], [0.999, 1e-9], [0.6, 1.0]], np.float32)
+    y = np.asarray([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], np.float32)
+    keras_value = float(keras.losses.BinaryCrossentropy()(y, p))  # sum_over_batch_size
+    e = xbce.explain(p, y, keras_value)
+    assert e.matches[0] == "keras", e.matches
+    assert "torch" not in e.matches
+    smoothed = float(keras.losses.BinaryCrossentropy(label_smoothing=0.1)(y, p))
+    assert xbce.explain(p, y, smoothed).matches[0] == "keras, label smoothing 0.1"
+    flat_p, flat_y = p.reshape(-1).astype(np.float64), y.reshape(-1).astype(np.float64)
+    e = xbce.explain(flat_p, flat_y, metrics.log_loss(flat_y, flat_p))
+    assert e.matches[0] == "sklearn", e.matches
+    x = np.asarray([-30.0, -2.0, 0.5, 17.0], np.float32)
+    t = np.asarray([1.0, 0.0, 1.0, 0.0], np.float32)
+    optax_value = float(np.mean(optax.sigmoid_binary_cross_entropy(x, t)))
+    assert "optax" in xbce.explain(x, t, optax_value, from_logits=True).matches
+    keras_logits = float(keras.losses.BinaryCrossentropy(from_logits=True)(t, x))
+    assert "keras" in xbce.explain(x, t, keras_logits, from_logits=True).matches
+    tf = _library("tensorflow")
+    tf_value = float(tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=t, logits=x)))
+    assert "tensorflow" in xbce.explain(x, t, tf_value, from_logits=True).matches
