@@ -60,7 +60,7 @@ def test_logits_weight_and_candidates(capsys: pytest.CaptureFixture[str]) -> Non
     out = capsys.readouterr().out
     assert status == 0
     assert out.startswith(f"{value:.8g} matches 'torch'")
-    assert "sigmoid, then log(1-p), clamp 1e-07" in out  # the candidate list
+    assert "sigmoid, then log(1-p), clamp 1e-7" in out  # the candidate list
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def test_clamps(clamp: float) -> None:
     q = np.clip(p, clamp, 1 - clamp)
     value = float(np.mean(-(y * np.log(q) + (1 - y) * np.log(1 - q))))
     e = xbce.explain(p, y, value)
-    assert f"log(1-p), clamp {clamp:g}" in e.matches
+    assert f"log(1-p), clamp {clamp:g}".replace("e-0", "e-") in e.matches
     assert "torch" not in e.matches
     assert "clips p" in str(e)
 
@@ -233,8 +233,8 @@ def test_candidates_cover_the_documented_variants() -> None:
     e = xbce.explain(np.ones((2, 3)) * 0.5, np.ones((2, 3)), 0.69)
     names = {c.name for c in e.candidates}
     for name in ("torch", "torch sum", "keras", "keras, label smoothing 0.1", "sklearn",
-                 "log(1-p)", "log1p(-p)", "log(1-p), clamp 1e-07", "log1p(-p), clamp 1e-15",
-                 "log(1-p), clamp eps", "log(p+1e-07)", "torch sum of row means",
+                 "log(1-p)", "log1p(-p)", "log(1-p), clamp 1e-7", "log1p(-p), clamp 1e-15",
+                 "log(1-p), clamp eps", "log(p+1e-7)", "torch sum of row means",
                  "torch mean of row sums", "torch, terms rounded to 2 decimals"):
         assert name in names, name
     assert {c.dtype for c in e.candidates} == {"float32", "float64"}

@@ -9,8 +9,8 @@ but never runs on a device or under a transform. NumPy is imported when
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -81,17 +81,22 @@ class Explanation:
         Every variant tried, each in each evaluation dtype.
     closest : Candidate
         The candidate nearest to ``value`` (relative distance).
+    input_dtype : str
+        The dtype the inputs were read in (float64 for lists and integers).
+    from_logits : bool
+        Whether the inputs were logits.
     """
 
     value: float
     torch: float
     matches: list[str]
-    candidates: list[Candidate]
-    closest: Candidate
-    input_dtype: str
-    digits: int | None
-    _matched: tuple[Candidate, ...]
-    _exact: frozenset[str]
+    candidates: list[Candidate] = field(repr=False)
+    closest: Candidate = field(repr=False)
+    input_dtype: str = "float64"
+    from_logits: bool = False
+    digits: int | None = field(default=None, repr=False)
+    _matched: tuple[Candidate, ...] = field(default=(), repr=False)
+    _exact: frozenset[str] = field(default=frozenset(), repr=False)
 
     def __str__(self) -> str:
         return _describe(self)
@@ -125,8 +130,6 @@ def _to_numpy(a: Any, what: str) -> Any:
 
 def _value_and_digits(value: Any) -> tuple[float, int | None, str | None]:
     """The value as a float, its decimal exponent (of its last digit) and its dtype."""
-    import numpy as np
-
     text: str | None = None
     dtype: str | None = None
     if isinstance(value, str):
@@ -155,12 +158,16 @@ def _value_and_digits(value: Any) -> tuple[float, int | None, str | None]:
         exponent = Decimal(text).as_tuple().exponent
     except InvalidOperation:
         exponent = None
-    del np
     return number, exponent if isinstance(exponent, int) else None, dtype
 
 
 # ------------------------------------------------------------------------- formulas
 Formula = Callable[[Array, Array], Array]
+
+
+def _short(x: float) -> str:
+    """``1e-7``, not Python's ``1e-07``: the spelling of the names."""
+    return f"{x:g}".replace("e-0", "e-")
 
 
 def _probability_formulas(hard_targets: bool) -> list[tuple[str, Formula]]:
@@ -187,10 +194,10 @@ def _probability_formulas(hard_targets: bool) -> list[tuple[str, Formula]]:
         form = "log1p(-p)" if log1p else "log(1-p)"
         formulas.append((form, _handwritten(log1p, None)))
         for clamp in CLAMPS:
-            formulas.append((f"{form}, clamp {clamp:g}" if isinstance(clamp, float)
-                             else f"{form}, clamp {clamp}", _handwritten(log1p, clamp)))
+            spelled = _short(clamp) if isinstance(clamp, float) else clamp
+            formulas.append((f"{form}, clamp {spelled}", _handwritten(log1p, clamp)))
     for eps in ADDED_EPSILONS:
-        formulas.append((f"log(p+{eps:g})", _added_epsilon(eps)))
+        formulas.append((f"log(p+{_short(eps)})", _added_epsilon(eps)))
     return formulas
 
 
@@ -442,7 +449,7 @@ def explain(
                     torch_value = float(np.mean(weighted))
                 if dtype == dtypes[0]:
                     candidates.extend(_rounded_terms(terms, wd, dtype))
-    return _explanation(number, digits, torch_value, candidates, native)
+    return _explanation(number, digits, torch_value, candidates, native, from_logits)
 
 
 def _rounded_terms(terms: Array, weight: Array | None, dtype: str) -> list[Candidate]:
@@ -461,7 +468,7 @@ def _rounded_terms(terms: Array, weight: Array | None, dtype: str) -> list[Candi
 
 
 def _explanation(value: float, digits: int | None, torch_value: float,
-                 candidates: list[Candidate], native: str) -> Explanation:
+                 candidates: list[Candidate], native: str, from_logits: bool) -> Explanation:
     matched: list[Candidate] = []
     exact: set[str] = set()
     for c in candidates:
@@ -489,6 +496,7 @@ def _explanation(value: float, digits: int | None, torch_value: float,
         candidates=candidates,
         closest=closest,
         input_dtype=native,
+        from_logits=from_logits,
         digits=digits,
         _matched=tuple(sorted(matched, key=lambda c: _rank(c, native))),
         _exact=frozenset(exact),
@@ -590,8 +598,7 @@ def _fmt(x: float) -> str:
 
 def _describe(e: Explanation) -> str:
     sentences = []
-    kind = "binary_cross_entropy_with_logits" if any(
-        c.formula == "optax" for c in e.candidates) else "binary_cross_entropy"
+    kind = "binary_cross_entropy_with_logits" if e.from_logits else "binary_cross_entropy"
     torch_sentence = (f"PyTorch ({kind}, reduction='mean') gives {_fmt(e.torch)} "
                       f"in {e.input_dtype}.")
     if e.matches:
@@ -641,8 +648,3 @@ def _decimals(digits: int | None) -> str:
     if digits < 0:
         return f"{-digits} decimal{'s' if digits != -1 else ''}"
     return f"a multiple of 1e{digits}"
-
-
-def _all_names(candidates: Sequence[Candidate]) -> list[str]:
-    """The distinct candidate names, in the order tried (for the docs)."""
-    return list(dict.fromkeys(c.name for c in candidates))
