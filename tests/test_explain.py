@@ -217,6 +217,8 @@ def test_errors() -> None:
         xbce.explain([0.5, 0.3], [1.0, 0.0], "abc")
     with pytest.raises(ValueError, match="does not broadcast"):
         xbce.explain([0.5, 0.3], [1.0, 0.0], 0.5, weight=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="empty"):
+        xbce.explain([], [], 0.5)
     with pytest.raises(TypeError, match="real numbers"):
         xbce.explain(np.asarray(["a", "b"]), [1.0, 0.0], 0.5)
 

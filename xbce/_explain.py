@@ -402,6 +402,8 @@ def explain(
     y = _to_numpy(target, "target")
     w = None if weight is None else _to_numpy(weight, "weight")
     number, digits, _ = _value_and_digits(value)
+    if p.size == 0:
+        raise ValueError("input is empty: there is no loss to explain")
     if p.shape != y.shape:
         raise ValueError(
             f"target shape {y.shape} differs from input shape {p.shape}: PyTorch (and "
@@ -458,7 +460,7 @@ def _rounded_terms(terms: Array, weight: Array | None, dtype: str) -> list[Candi
 
     out = []
     for decimals in ROUNDED_DECIMALS:
-        formula = f"torch, terms rounded to {decimals} decimals"
+        formula = f"torch, terms rounded to {decimals} decimal{'s' if decimals > 1 else ''}"
         rounded = np.round(terms.astype(np.float64), decimals)
         if weight is not None:
             rounded = rounded * weight
