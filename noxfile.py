@@ -130,6 +130,25 @@ def array_api_strict(session: nox.Session) -> None:
     _run_tests(session, "array_api_strict")
 
 
+@nox.session
+def conventions(session: nox.Session) -> None:
+    """xbce.conventions against Keras 3, scikit-learn, optax and TensorFlow (every CPU backend)."""
+    session.install(
+        ".", *TEST_DEPS, "jax", "dask[array]", "array-api-strict",
+        "keras", "scikit-learn", "optax", "tensorflow-cpu",
+    )
+    session.run(
+        "pytest",
+        "tests/test_conventions.py",
+        *session.posargs,
+        env={
+            "XBCE_BACKENDS": "numpy,torch,jax,dask,array_api_strict",
+            "XBCE_CONVENTIONS_REQUIRED": "1",  # a missing library is an error, not a skip
+            "KERAS_BACKEND": "jax",
+        },
+    )
+
+
 # ------------------------------------------------------------------ GPU test sessions
 @nox.session(default=False)
 def cupy(session: nox.Session) -> None:

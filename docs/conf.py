@@ -173,8 +173,59 @@ def _make_tolerance_directive() -> type:
     return TolerancesDirective
 
 
+def _make_conventions_directive() -> type:
+    """``xbce-conventions``: docs/_conventions_table.py's rows, computed at build time."""
+    import importlib.util
+
+    from docutils import nodes
+    from sphinx.util.docutils import SphinxDirective
+
+    class ConventionsDirective(SphinxDirective):
+        has_content = False
+
+        def run(self) -> list[nodes.Node]:
+            path = DOCS / "_conventions_table.py"
+            self.env.note_dependency(str(path))
+            self.env.note_dependency(str(DOCS.parent / "xbce" / "conventions.py"))
+            try:
+                spec = importlib.util.spec_from_file_location("_xbce_docs_conventions", path)
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {path}")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                header, rows, widths = module.HEADER, module.rows(), module.WIDTHS
+            except Exception as err:  # a warning, which -W makes an error
+                msg = f"cannot compute the conventions table ({path}): {err!r}"
+                return [self.state.document.reporter.warning(msg, line=self.lineno)]
+            table = nodes.table(classes=["xbce-conventions"])
+            group = nodes.tgroup(cols=len(header))
+            table += group
+            for width in widths:
+                group += nodes.colspec(colwidth=width)
+
+            def row(cells: list[str]) -> nodes.row:
+                r = nodes.row()
+                for text in cells:
+                    entry = nodes.entry()
+                    entry += nodes.paragraph(text=text)
+                    r += entry
+                return r
+
+            head = nodes.thead()
+            head += row(header)
+            body = nodes.tbody()
+            for cells in rows:
+                body += row(cells)
+            group += head
+            group += body
+            return [table]
+
+    return ConventionsDirective
+
+
 def setup(app: object) -> None:
     app.add_directive("xbce-tolerances", _make_tolerance_directive())  # type: ignore[attr-defined]
+    app.add_directive("xbce-conventions", _make_conventions_directive())  # type: ignore[attr-defined]
     if _INTERSPHINX == "auto":
         # Sphinx's loggers are the standard ones, prefixed with "sphinx."
         logging.getLogger("sphinx.sphinx.ext.intersphinx").addFilter(_UnreachableInventoryIsInfo())

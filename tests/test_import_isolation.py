@@ -136,3 +136,37 @@ def test_other_cpu_library_use_imports_neither_torch_nor_jax(library: str, code:
     out = _modules_after(code)
     assert library in {m.split(".")[0] for m in out["modules"]}
     assert _imported(out["modules"], "torch", "jax", "jaxlib", "cupy") == []
+
+
+def test_conventions_explain_and_cli_import_no_array_library() -> None:
+    out = _modules_after(
+        "import xbce, xbce.conventions, xbce._explain, xbce._cli; xbce.explain; xbce.conventions"
+    )
+    assert _imported(out["modules"], *ARRAY_LIBRARIES) == []
+
+
+EXPLAIN_USE = """
+import numpy as np
+import xbce
+from xbce import conventions
+
+e = xbce.explain([0.5401, 0.4482], [1, 0], "1.2105706")
+assert e.matches[0] == "torch sum", e.matches
+str(e)
+xbce.explain(np.asarray([-1.0, 2.0]), np.asarray([0.0, 1.0]), 0.2, from_logits=True)
+p, y = np.asarray([0.2, 0.7]), np.asarray([0.0, 1.0])
+conventions.keras_binary_crossentropy(y, p)
+conventions.sklearn_log_loss(y, p)
+conventions.optax_sigmoid_binary_cross_entropy(p, y)
+conventions.tensorflow_sigmoid_cross_entropy_with_logits(labels=y, logits=p)
+conventions.handwritten_binary_cross_entropy(p, y, clip=1e-7)
+from xbce._cli import main
+main(["explain", "--input", "0.5401,0.4482", "--target", "1,0", "--value", "0.6053"])
+"""
+
+
+def test_explain_and_conventions_on_numpy_import_no_other_array_library() -> None:
+    out = _modules_after(EXPLAIN_USE)
+    assert "numpy" in out["modules"]
+    others = [lib for lib in ARRAY_LIBRARIES if lib != "numpy"]
+    assert _imported(out["modules"], *others) == []

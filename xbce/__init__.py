@@ -9,6 +9,7 @@ Importing xbce imports no array library.
 
 from __future__ import annotations
 
+from . import conventions
 from ._checkify import checkify
 from ._checks import (
     DtypeMismatchError,
@@ -16,6 +17,7 @@ from ._checks import (
     ShapeMismatchError,
     UnsupportedDtypeError,
 )
+from ._explain import explain
 from ._functional import (
     binary_cross_entropy,
     binary_cross_entropy_backward,
@@ -43,4 +45,6 @@ __all__ = [
     "binary_cross_entropy_with_logits_backward",
     "binary_cross_entropy_with_logits_target_backward",
     "checkify",
+    "conventions",
+    "explain",
 ]
