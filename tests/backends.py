@@ -171,3 +171,7 @@ def selected() -> list[str]:
             continue
         found.append(n)
     return found
+
+
+#: The backends this test run covers (``XBCE_BACKENDS``).
+BACKENDS = selected()

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from conftest import BACKENDS, assert_ulp_close
+from backends import BACKENDS
+from comparisons import assert_ulp_close
 from test_fidelity import assert_same_bits
 from tolerances import ulps
 

@@ -25,8 +25,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pytest
 import torch
-from backends import Backend, load, rounded
-from conftest import BACKENDS, allow_flushed, assert_ulp_close
+from backends import BACKENDS, Backend, load, rounded
+from comparisons import allow_flushed, assert_ulp_close
 
 from xbce import conventions
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from backends import rounded
-from conftest import BACKENDS, check
+from backends import BACKENDS, rounded
+from comparisons import check
 
 import xbce
 

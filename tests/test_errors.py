@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from backends import Backend, rounded
-from conftest import assert_ulp_close, check
+from comparisons import assert_ulp_close, check
 from tolerances import ulps
 
 import xbce

@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from array_api_compat import array_namespace
-from conftest import BACKENDS, assert_ulp_close
+from backends import BACKENDS
+from comparisons import assert_ulp_close
 from tolerances import ulps
 
 import xbce

@@ -13,8 +13,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from backends import Backend
-from conftest import BACKENDS  # noqa: F401  (the backend fixture's parameters)
+from backends import (
+    BACKENDS,  # noqa: F401  (the backend fixture's parameters)
+    Backend,
+)
 
 import xbce
 from xbce import conventions

@@ -25,7 +25,7 @@ import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as TF
-from conftest import BACKENDS
+from backends import BACKENDS
 
 import xbce
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from backends import Backend, load, rounded
+from backends import BACKENDS, Backend, load, rounded
 from cases import BCE_EDGES, LOGIT_EDGES, logits, probabilities, targets
-from conftest import BACKENDS, check
+from comparisons import check
 
 import xbce
 

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from backends import Backend, rounded
+from backends import BACKENDS, Backend, rounded
 from cases import BCE_EDGES, LOGIT_EDGES, logits, probabilities, targets
-from conftest import BACKENDS, check
+from comparisons import check
 from grads import GRAD_OUTPUTS, Case
 from hypothesis import given, settings
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from conftest import BACKENDS
+from backends import BACKENDS
 
 import xbce
 

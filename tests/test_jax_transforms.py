@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from backends import Backend, load, rounded
-from conftest import BACKENDS, check
+from backends import BACKENDS, Backend, load, rounded
+from comparisons import check
 from grads import LOSSES, Case, forward_ad, jvp_scale
 
 import xbce

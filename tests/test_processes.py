@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backends import Backend
-from conftest import BACKENDS
+from backends import BACKENDS, Backend
 
 import xbce
 

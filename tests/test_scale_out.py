@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from backends import load, rounded
-from conftest import BACKENDS, check
+from backends import BACKENDS, load, rounded
+from comparisons import check
 
 import xbce
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
-from backends import Backend, load, rounded
-from conftest import BACKENDS, check
+from backends import BACKENDS, Backend, load, rounded
+from comparisons import check
 from grads import LOSSES, Case, forward_ad, jvp_scale
 
 import xbce

@@ -1,6 +1,6 @@
 """Distances between results, in ulps of the compared dtype (NumPy, any float type).
 
-The conventions are ``tests/conftest.py``'s (``assert_ulp_close``, ``spacing``): an
+The conventions are ``tests/comparisons.py``'s (``assert_ulp_close``, ``spacing``): an
 error is ``|actual - expected| / spacing(max(|expected|, scale))``, where ``spacing``
 is one ulp of the dtype at that magnitude (at least the smallest subnormal); NaN must
 meet NaN and an infinity the same infinity, otherwise the error is infinite.
@@ -23,7 +23,7 @@ FORMATS = {
 
 
 def spacing(mag: np.ndarray, dtype: str) -> np.ndarray:
-    """One ulp of ``dtype`` at the magnitudes ``mag`` (``conftest.spacing``)."""
+    """One ulp of ``dtype`` at the magnitudes ``mag`` (``comparisons.spacing``)."""
     mant, tiny, sub = FORMATS[dtype]
     m = np.maximum(mag, mag.dtype.type(tiny))
     _, e = np.frexp(m)  # m = f * 2**e, 0.5 <= f < 1: floor(log2(m)) = e - 1
@@ -43,7 +43,7 @@ def ulp_errors(
     mismatch). ``expected`` may be wider than ``actual`` (the exact reference); then
     ``rounded_expected`` (its value in ``dtype``) lets an overflow to the right infinity
     count as exact. ``flushed``: a 0 where ``|expected|`` is below 2 smallest normals
-    is accepted (XLA's flush-to-zero, ``conftest.allow_flushed``)."""
+    is accepted (XLA's flush-to-zero, ``comparisons.allow_flushed``)."""
     F = np.result_type(expected.dtype, np.float64)
     a = actual.astype(F)
     e = expected.astype(F)

@@ -20,11 +20,11 @@ and per-row gradients), so that a reduction is compared many times, not once.
 Per cell it reports the worst error in ulps against torch, the share of elements
 bit-identical to torch, the worst error in ulps against the exact value of the same
 formula (``exact.py``; torch's own distance from it is reported beside it), and
-pass/fail against ``tests/tolerances.py`` using ``tests/conftest.py``'s comparison
+pass/fail against ``tests/tolerances.py`` using ``tests/comparisons.py``'s comparison
 (``assert_ulp_close``): a logits loss is measured against the magnitude of its
 cancelling terms, a reduction against the sum of ``|terms|``. JAX flushes subnormals
 to zero on the CPU: its cells are judged against torch given the flushed inputs
-(``conftest.flush_subnormals``/``allow_flushed``); the number of elements that had a
+(``comparisons.flush_subnormals``/``allow_flushed``); the number of elements that had a
 subnormal input, and the worst error against torch on the unflushed inputs, are
 reported beside them.
 
@@ -77,7 +77,7 @@ from backends import (  # noqa: E402
     load,
     rounded,
 )
-from conftest import allow_flushed, assert_ulp_close, flush_subnormals  # noqa: E402
+from comparisons import allow_flushed, assert_ulp_close, flush_subnormals  # noqa: E402
 from corpus import Corpus, corpus  # noqa: E402
 from exact import LONGDOUBLE_OK, exact_type, mpmath_check, quantities  # noqa: E402
 from metrics import FORMATS, Worst, as_float, fmt_ulps, identical, ulp_errors  # noqa: E402
