@@ -109,3 +109,39 @@ def check(
     if plus is not None:
         max_ulps += ulps(plus, dtype, backend.name)
     assert_ulp_close(got, expected, max_ulps, scale=scale, what=what)
+
+
+def loss_scale(
+    op: str,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    pos_weight: torch.Tensor | None = None,
+    reduction: str = "none",
+) -> torch.Tensor:
+    """The magnitude a loss's rounding error scales with, in float64 (the ``scale`` of
+    :func:`check`): per element, the terms that are added or cancel, times |weight|;
+    for ``sum`` their total and for ``mean`` their total / numel (the summation error
+    of sum / n is that of the sum, divided by n).
+
+    ``bce``: |w * l| (the two clamped log terms have one sign, nothing cancels).
+    ``bcewl``: |w| (|(1 - t) x| + |log_sigmoid(x)| (1 + |(p - 1) t|)), the terms of
+    ``(1 - t) x - log_sigmoid(x) * lw`` and of ``lw = 1 + (p - 1) t`` (which cancels too
+    when ``p < 1``), at least that times the smallest normal (a subnormal log_sigmoid
+    has that spacing)."""
+    xd, td = x.double(), t.double()
+    if op == "bce":
+        terms = torch.nn.functional.binary_cross_entropy(xd, td, reduction="none").abs()
+    else:
+        lw = torch.ones_like(td)
+        if pos_weight is not None:
+            lw = 1.0 + ((pos_weight.double() - 1) * td).abs()
+        floor = lw * torch.finfo(x.dtype).smallest_normal
+        logsig = torch.nn.functional.logsigmoid(xd)
+        terms = torch.maximum(((1 - td) * xd).abs() + logsig.abs() * lw, floor)
+    if weight is not None:
+        terms = terms * weight.double().abs()
+    if reduction == "none":
+        return terms
+    total = terms.sum()
+    return total / terms.numel() if reduction == "mean" else total
