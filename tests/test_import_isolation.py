@@ -136,3 +136,27 @@ def test_other_cpu_library_use_imports_neither_torch_nor_jax(library: str, code:
     out = _modules_after(code)
     assert library in {m.split(".")[0] for m in out["modules"]}
     assert _imported(out["modules"], "torch", "jax", "jaxlib", "cupy") == []
+
+
+def test_xbce_torch_imports_torch_and_no_other_array_library() -> None:
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    out = _modules_after(
+        """
+        import xbce.torch
+        import torch
+        torch.nn.Sequential(torch.nn.Sigmoid(), xbce.torch.BCELoss())
+        xbce.torch.BCEWithLogitsLoss(pos_weight=torch.tensor([2.0]))(
+            torch.zeros(3), torch.ones(3))
+        """
+    )
+    assert "torch" in out["modules"]
+    assert _imported(out["modules"], "jax", "jaxlib", "cupy", "dask", "array_api_strict",
+                     "keras") == []
+
+
+def test_import_xbce_does_not_import_xbce_torch_or_keras() -> None:
+    out = _modules_after("import xbce")
+    assert "xbce.torch" not in out["modules"]
+    assert "xbce.keras" not in out["modules"]
+    assert _imported(out["modules"], "keras") == []

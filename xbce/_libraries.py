@@ -101,13 +101,20 @@ def _floating(a: Array, xp: Any) -> bool:
 
 
 def returns_arrays(fn: Callable[..., Result]) -> Callable[..., Result]:
-    """Make a NumPy scalar result (NumPy's ops on 0-d arrays) a 0-d NumPy array."""
+    """Make a NumPy scalar result (NumPy's ops on 0-d arrays) a 0-d NumPy array.
+
+    Only calls whose first argument is a NumPy array look at the result: other
+    libraries never return NumPy scalars, and a torch result must pass through
+    untouched (``torch.compile`` would otherwise trace this wrapper)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Result:
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        if type(first).__module__ != "numpy":
+            return fn(*args, **kwargs)
         out = fn(*args, **kwargs)
-        numpy = sys.modules.get("numpy")
-        if numpy is not None and isinstance(out, numpy.generic):
+        numpy = sys.modules["numpy"]
+        if isinstance(out, numpy.generic):
             return numpy.asarray(out)  # type: ignore[no-any-return]
         return out
 
