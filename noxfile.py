@@ -116,6 +116,19 @@ def array_api_strict(session: nox.Session) -> None:
     _run_tests(session, "array_api_strict")
 
 
+@nox.session
+def keras(session: nox.Session) -> None:
+    """xbce.keras on Keras 3's JAX and torch backends (tests/test_keras.py once for each)."""
+    session.install(".", *TEST_DEPS, "keras", "jax")
+    for backend in ("jax", "torch"):  # Keras reads KERAS_BACKEND once, at import
+        session.run(
+            "pytest",
+            "tests/test_keras.py",
+            *session.posargs,
+            env={"KERAS_BACKEND": backend, "XBCE_BACKENDS": "numpy", "XBCE_REQUIRE_KERAS": "1"},
+        )
+
+
 # ------------------------------------------------------------------ GPU test sessions
 @nox.session(default=False)
 def cupy(session: nox.Session) -> None:
