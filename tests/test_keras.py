@@ -23,7 +23,7 @@ if os.environ.get("XBCE_REQUIRE_KERAS"):  # the nox session: a missing Keras is 
     import keras
 else:
     keras = pytest.importorskip("keras", reason="Keras is tested by the nox session `keras`")
-import xbce.keras  # noqa: E402 - after KERAS_BACKEND is set
+import xbce.keras  # after KERAS_BACKEND is set
 
 # Keras 3.15's own tensor-to-NumPy conversions (torch backend, model.save) trip NumPy 2's
 # __array__(copy=...) deprecation; nothing of xbce's is involved

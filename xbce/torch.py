@@ -45,7 +45,7 @@ class BCELoss(_WeightedLoss):  # type: ignore[misc]
     >>> loss, list(loss.state_dict())
     (BCELoss(), ['weight'])
     >>> loss(torch.tensor([0.6, 0.2]), torch.tensor([1.0, 0.0]))
-    tensor(0.4785)
+    tensor(0.4786)
     """
 
     __constants__ = ["reduction"]  # noqa: RUF012 - as torch.nn.BCELoss
