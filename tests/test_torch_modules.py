@@ -170,3 +170,12 @@ def test_cuda_moves_buffers() -> None:
     expected = torch.nn.BCEWithLogitsLoss(**WEIGHTS["both"])(x, y)
     got = ours(x.cuda(), y.cuda())
     check(load("torch_cuda"), got, expected, "reduced", "float32", scale=expected.abs() + 10)
+
+
+def test_python_scalar_weights_become_buffers() -> None:
+    ours = xbce.torch.BCEWithLogitsLoss(weight=2.0, pos_weight=3.0)
+    assert list(ours.state_dict()) == ["weight", "pos_weight"]
+    x, y = _data("BCEWithLogitsLoss")
+    expected = torch.nn.BCEWithLogitsLoss(weight=torch.tensor(2.0), pos_weight=torch.tensor(3.0))
+    check(TB, ours(x, y), expected(x, y), "reduced", "float32", scale=expected(x, y) + 10)
+    assert ours.double().pos_weight.dtype == torch.float64

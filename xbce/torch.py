@@ -29,13 +29,22 @@ __all__ = [
 ]
 
 
+def _tensor(value: torch.Tensor | float | None) -> torch.Tensor | None:
+    """A Python scalar as a 0-d tensor (a buffer must be a tensor or None)."""
+    if isinstance(value, (bool, int, float)):
+        return torch.tensor(float(value))
+    return value
+
+
 class BCELoss(_WeightedLoss):  # type: ignore[misc]
     """``torch.nn.BCELoss`` computed by :func:`xbce.binary_cross_entropy`.
 
     ``BCELoss(weight=None, size_average=None, reduce=None, reduction='mean')``, as in
     PyTorch: ``weight`` is a buffer, the legacy arguments become ``reduction`` at
     construction (with PyTorch's warning), and an invalid ``reduction`` raises when the
-    loss is called. The values, errors and gradients are PyTorch's.
+    loss is called. The values, errors and gradients are PyTorch's. A Python scalar
+    ``weight`` becomes a 0-d float32 tensor buffer (PyTorch's module accepts tensors
+    only).
 
     Examples
     --------
@@ -52,13 +61,13 @@ class BCELoss(_WeightedLoss):  # type: ignore[misc]
 
     def __init__(
         self,
-        weight: torch.Tensor | None = None,
+        weight: torch.Tensor | float | None = None,
         size_average: bool | None = None,
         reduce: bool | None = None,
         reduction: str = "mean",
     ) -> None:
         reduction = _legacy.reduction(size_average, reduce, reduction)
-        super().__init__(weight, None, None, reduction)
+        super().__init__(_tensor(weight), None, None, reduction)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Any:
         return binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
@@ -70,8 +79,8 @@ class BCEWithLogitsLoss(_Loss):  # type: ignore[misc]
 
     ``BCEWithLogitsLoss(weight=None, size_average=None, reduce=None,
     reduction='mean', pos_weight=None)``, as in PyTorch: ``weight`` and ``pos_weight``
-    are buffers (a Python scalar ``pos_weight`` is stored as given and converted at
-    each call, since PyTorch's buffers must be tensors or ``None``).
+    are buffers (a Python scalar becomes a 0-d float32 tensor buffer; PyTorch's module
+    accepts tensors only).
 
     Examples
     --------
@@ -86,16 +95,16 @@ class BCEWithLogitsLoss(_Loss):  # type: ignore[misc]
 
     def __init__(
         self,
-        weight: torch.Tensor | None = None,
+        weight: torch.Tensor | float | None = None,
         size_average: bool | None = None,
         reduce: bool | None = None,
         reduction: str = "mean",
-        pos_weight: torch.Tensor | None = None,
+        pos_weight: torch.Tensor | float | None = None,
     ) -> None:
         reduction = _legacy.reduction(size_average, reduce, reduction)
         super().__init__(None, None, reduction)
-        self.register_buffer("weight", weight)
-        self.register_buffer("pos_weight", pos_weight)
+        self.register_buffer("weight", _tensor(weight))
+        self.register_buffer("pos_weight", _tensor(pos_weight))
         self.weight: torch.Tensor | None
         self.pos_weight: torch.Tensor | None
 
