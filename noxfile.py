@@ -89,6 +89,7 @@ def numpy(session: nox.Session) -> None:
         "--doctest-modules",
         "xbce",
         "--ignore=xbce/_jax_autodiff.py",
+        "--ignore=xbce/keras.py",  # needs Keras: tests/test_keras.py (nox -s keras)
         env={"XBCE_BACKENDS": "numpy"},
     )
 
@@ -147,6 +148,19 @@ def conventions(session: nox.Session) -> None:
             "KERAS_BACKEND": "jax",
         },
     )
+
+
+@nox.session
+def keras(session: nox.Session) -> None:
+    """xbce.keras on Keras 3's JAX and torch backends (tests/test_keras.py once for each)."""
+    session.install(".", *TEST_DEPS, "keras", "jax")
+    for backend in ("jax", "torch"):  # Keras reads KERAS_BACKEND once, at import
+        session.run(
+            "pytest",
+            "tests/test_keras.py",
+            *session.posargs,
+            env={"KERAS_BACKEND": backend, "XBCE_BACKENDS": "numpy", "XBCE_REQUIRE_KERAS": "1"},
+        )
 
 
 # ------------------------------------------------------------------ GPU test sessions
@@ -221,7 +235,7 @@ def vendoring(session: nox.Session) -> None:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the Sphinx docs with warnings as errors, then run their doctests."""
-    session.install("-r", "docs/requirements.txt", ".", "numpy", TORCH, "jax")
+    session.install("-r", "docs/requirements.txt", ".", "numpy", TORCH, "jax", "keras")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
     session.run("sphinx-build", "-W", "-b", "doctest", "docs", "docs/_build/doctest")
 

@@ -29,6 +29,8 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))  # the checkout's xbce, even if not installed
 
+os.environ.setdefault("KERAS_BACKEND", "jax")  # xbce.keras's page imports Keras
+
 import xbce  # noqa: E402
 
 # -- project ---------------------------------------------------------------------

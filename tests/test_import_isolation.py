@@ -170,3 +170,27 @@ def test_explain_and_conventions_on_numpy_import_no_other_array_library() -> Non
     assert "numpy" in out["modules"]
     others = [lib for lib in ARRAY_LIBRARIES if lib != "numpy"]
     assert _imported(out["modules"], *others) == []
+
+
+def test_xbce_torch_imports_torch_and_no_other_array_library() -> None:
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed")
+    out = _modules_after(
+        """
+        import xbce.torch
+        import torch
+        torch.nn.Sequential(torch.nn.Sigmoid(), xbce.torch.BCELoss())
+        xbce.torch.BCEWithLogitsLoss(pos_weight=torch.tensor([2.0]))(
+            torch.zeros(3), torch.ones(3))
+        """
+    )
+    assert "torch" in out["modules"]
+    assert _imported(out["modules"], "jax", "jaxlib", "cupy", "dask", "array_api_strict",
+                     "keras") == []
+
+
+def test_import_xbce_does_not_import_xbce_torch_or_keras() -> None:
+    out = _modules_after("import xbce")
+    assert "xbce.torch" not in out["modules"]
+    assert "xbce.keras" not in out["modules"]
+    assert _imported(out["modules"], "keras") == []

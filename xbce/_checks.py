@@ -8,54 +8,49 @@ from __future__ import annotations
 
 import functools
 import operator
-import os
-import sys
-import warnings
 from typing import Any
 
+from . import _messages
 from ._compat import is_numpy_namespace, is_torch_namespace
 from ._formulas import MEAN, NONE, SUM, numel
+from ._legacy import warn_at_caller
 
 Array = Any
 Namespace = Any
 
 
 class InvalidValueError(ValueError, RuntimeError):
-    """An input or target outside [0, 1] (or NaN): torch raises ``RuntimeError``."""
+    """An input or target element outside [0, 1], NaN or inf (binary_cross_entropy).
+
+    PyTorch raises ``RuntimeError: all elements of input should be between 0 and 1``."""
 
 
 class ShapeMismatchError(ValueError, RuntimeError):
-    """A weight or pos_weight that does not broadcast into the input's shape."""
+    """Shapes that do not fit: ``target`` not of ``input``'s shape (PyTorch raises
+    ``ValueError``), or a ``weight``, ``pos_weight`` or ``grad_output`` that does not
+    broadcast into ``input``'s shape (PyTorch raises ``RuntimeError``)."""
 
 
 class DtypeMismatchError(TypeError, RuntimeError):
-    """Input and target of different dtypes (torch: ``RuntimeError: Found dtype ...``)."""
+    """``input`` and ``target`` of different dtypes in binary_cross_entropy (PyTorch:
+    ``RuntimeError: Found dtype Double but expected Float``)."""
 
 
 class UnsupportedDtypeError(TypeError, NotImplementedError):
-    """An integer, bool or complex input (torch: ``NotImplementedError``)."""
+    """A dtype the loss is not defined for: an integer, bool or complex ``input``
+    (PyTorch: ``NotImplementedError``), or, in binary_cross_entropy_with_logits, an
+    integer or bool ``target`` or a bool ``pos_weight`` (PyTorch: ``RuntimeError``,
+    of which ``NotImplementedError`` is a subclass)."""
 
 
 _REDUCTIONS = (NONE, MEAN, SUM)
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-
-
-def outside_stacklevel() -> int:
-    """The ``stacklevel`` of :func:`warnings.warn` that names the first caller outside
-    this package (whichever public function, at whatever depth, was called)."""
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and os.path.dirname(frame.f_code.co_filename) == _PACKAGE_DIR:
-        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
-    return level
 
 
 def reduction(value: object) -> str:
     """Validate ``reduction`` as ``torch.nn._reduction.get_enum`` does."""
     if value == "elementwise_mean":
-        warnings.warn(
-            "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead.",
-            UserWarning,
-            stacklevel=outside_stacklevel(),
+        warn_at_caller(
+            "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead."
         )
         return MEAN
     if not isinstance(value, str) or value not in _REDUCTIONS:
@@ -98,24 +93,25 @@ def same_shape(x: Array, y: Array, *, logits: bool) -> None:
             f"Using a target size ({y.shape}) that is different to the input size "
             f"({x.shape}) is deprecated. Please ensure they have the same size."
         )
-    raise ValueError(msg)
-
-
-def _name(dtype: Any) -> str:
-    return str(dtype).removeprefix("torch.").removeprefix("array_api_strict.")
+    raise ShapeMismatchError(msg)
 
 
 def floating(x: Array, op: str, xp: Namespace) -> None:
+    """``x`` must be real floating (PyTorch's dispatch: "not implemented for 'Long'")."""
     if not xp.isdtype(x.dtype, "real floating"):
-        raise UnsupportedDtypeError(f"\"{op}\" not implemented for '{_name(x.dtype)}'")
+        kernel = _messages.kernel_name(op, x, xp)
+        raise UnsupportedDtypeError(
+            f"\"{kernel}\" not implemented for '{_messages.dtype_name(x.dtype, xp)}'"
+        )
 
 
-def same_dtype(x: Array, y: Array) -> None:
+def same_dtype(x: Array, y: Array, xp: Namespace) -> None:
     if x.dtype != y.dtype:
-        raise DtypeMismatchError(f"Found dtype {_name(y.dtype)} but expected {_name(x.dtype)}")
+        found, expected = _messages.dtype_name(y.dtype, xp), _messages.dtype_name(x.dtype, xp)
+        raise DtypeMismatchError(f"Found dtype {found} but expected {expected}")
 
 
-def logits_target(t: Array, xp: Namespace) -> None:
+def logits_target(t: Array, x: Array, xp: Namespace) -> None:
     """BCE-with-logits computes in the target's dtype, so it must be floating."""
     if xp.isdtype(t.dtype, "bool"):
         raise UnsupportedDtypeError(
@@ -124,13 +120,53 @@ def logits_target(t: Array, xp: Namespace) -> None:
         )
     if not xp.isdtype(t.dtype, "real floating"):
         raise UnsupportedDtypeError(
-            f"result type Float can't be cast to the desired output type {_name(t.dtype)}"
+            f"result type {_messages.dtype_name(x.dtype, xp)} can't be cast to the desired output "
+            f"type {_messages.dtype_name(t.dtype, xp)}"
         )
 
 
-def broadcasts_into(w: Array, shape: tuple[int, ...], name: str) -> None:
-    """``w`` must broadcast into ``shape`` (right-aligned); the result never grows."""
+def not_bool(p: Array, xp: Namespace) -> None:
+    """A bool ``pos_weight``: PyTorch's ``pos_weight - 1`` refuses it."""
+    if xp.isdtype(p.dtype, "bool"):
+        raise UnsupportedDtypeError(
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
+            "trying to invert a mask, use the `~` or `logical_not()` operator instead."
+        )
+
+
+def broadcastable(w: Array, shape: tuple[int, ...], xp: Namespace) -> None:
+    """binary_cross_entropy's Python-side ``torch.broadcast_shapes(target, weight)``
+    (on torch tensors; elsewhere :func:`broadcasts_into` says it all, later)."""
+    if is_torch_namespace(xp):
+        _, msg = _messages.broadcast_shapes(tuple(shape), tuple(w.shape))
+        if msg is not None:
+            raise ShapeMismatchError(msg)
+
+
+def broadcasts_into(
+    w: Array, shape: tuple[int, ...], name: str, xp: Namespace, *, into: str = "bce"
+) -> None:
+    """``w`` must broadcast into ``shape`` (right-aligned); the result never grows.
+
+    On torch tensors the message is the one PyTorch raises where it applies ``w``:
+    ``into='bce'``, binary_cross_entropy's ``weight`` (``broadcast_shapes`` with the
+    target, then ``loss.mul_(weight)``); ``'result'``, ``loss.mul_(w)`` (the loss is
+    tensor a); ``'pos_weight'``, ``(pos_weight - 1).mul(target)`` (pos_weight is
+    tensor a), then ``log_sigmoid.mul_(...)``."""
     wshape, shape = tuple(w.shape), tuple(shape)
+    if is_torch_namespace(xp):
+        if into == "bce":
+            common, msg = _messages.broadcast_shapes(shape, wshape)
+            grown: tuple[int, ...] = tuple(common)
+        elif into == "pos_weight":
+            grown, msg = _messages.infer_size(wshape, shape)
+        else:
+            grown, msg = _messages.infer_size(shape, wshape)
+        if msg is None and grown != shape:
+            msg = _messages.grows(shape, grown)
+        if msg is not None:
+            raise ShapeMismatchError(msg)
+        return
     ndim = max(len(wshape), len(shape))
     for i in range(1, min(len(wshape), len(shape)) + 1):
         a, b = wshape[-i], shape[-i]
@@ -143,10 +179,10 @@ def broadcasts_into(w: Array, shape: tuple[int, ...], name: str) -> None:
                 f"({b}) at non-singleton dimension {ndim - i}"
             )
     if len(wshape) > len(shape):
-        grown = wshape[: ndim - len(shape)] + shape
+        bigger = wshape[: ndim - len(shape)] + shape
         raise ShapeMismatchError(
             f"{name} of shape {wshape} would grow the result: output with shape "
-            f"{list(shape)} doesn't match the broadcast shape {list(grown)}"
+            f"{list(shape)} doesn't match the broadcast shape {list(bigger)}"
         )
 
 

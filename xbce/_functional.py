@@ -12,7 +12,7 @@ import sys
 from functools import partial
 from typing import Any
 
-from . import _checks
+from . import _checks, _legacy
 from . import _evaluate as E
 from . import _formulas as F
 from ._compat import (
@@ -23,6 +23,7 @@ from ._compat import (
     is_numpy_namespace,
     is_torch_namespace,
 )
+from ._libraries import one_library, returns_arrays
 
 Array = Any
 
@@ -94,19 +95,27 @@ def _prepare(
     xp = _namespace(input, target, weight, pos_weight, grad_output)
     logits = op == _BCEWL
     _checks.same_shape(input, target, logits=logits)
+    shape = tuple(input.shape)
+    # in the order PyTorch checks (its first error is the one raised)
     if logits:
         _checks.floating(input, "log_sigmoid", xp)
-        _checks.logits_target(target, xp)
+        if pos_weight is not None:
+            _checks.broadcasts_into(pos_weight, shape, "pos_weight", xp, into="pos_weight")
+            _checks.not_bool(pos_weight, xp)
+        _checks.logits_target(target, input, xp)
+        if weight is not None:
+            _checks.broadcasts_into(weight, shape, "weight", xp, into="result")
     else:
+        if weight is not None:
+            _checks.broadcastable(weight, shape, xp)
+        _checks.same_dtype(input, target, xp)
         _checks.floating(input, op, xp)
-        _checks.same_dtype(input, target)
-    shape = tuple(input.shape)
-    if weight is not None:
-        _checks.broadcasts_into(weight, shape, "weight")
-    if pos_weight is not None:
-        _checks.broadcasts_into(pos_weight, shape, "pos_weight")
+        if weight is not None:
+            _checks.broadcasts_into(weight, shape, "weight", xp, into="bce")
     if grad_output is not None:
-        _checks.broadcasts_into(grad_output, () if reduction != F.NONE else shape, "grad_output")
+        _checks.broadcasts_into(
+            grad_output, () if reduction != F.NONE else shape, "grad_output", xp, into="result"
+        )
     if is_torch_namespace(xp):
         _checks.not_differentiable(op, weight=weight, pos_weight=pos_weight)
     return xp, reduction
@@ -123,8 +132,14 @@ def _autocast(*arrays: Array | None) -> tuple[Any, ...]:
 
 
 # ------------------------------------------------------------------------- forward
+@returns_arrays
 def binary_cross_entropy(
-    input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
+    input: Array,
+    target: Array,
+    weight: Array | float | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
 ) -> Array:
     r"""Binary cross-entropy between probabilities and targets, exactly as PyTorch.
 
@@ -151,7 +166,16 @@ def binary_cross_entropy(
     weight : array, optional
         Rescales each element's loss. It must broadcast *into* ``input.shape``
         (right-aligned, e.g. shape ``(C,)`` for the last axis); the result never
-        grows. Any numeric dtype; the result keeps ``input``'s dtype.
+        grows. Any numeric dtype; the result keeps ``input``'s dtype. A NumPy array
+        or a Python scalar is converted to ``input``'s library (a scalar in the
+        target's dtype, as PyTorch treats a wrapped number).
+    size_average, reduce : bool, optional
+        Deprecated, as in PyTorch (positional arguments 4 and 5, as in PyTorch). If
+        either is given, they decide the reduction instead of ``reduction``: ``reduce``
+        false gives ``'none'``, else ``size_average`` false gives ``'sum'``, else
+        ``'mean'`` (a missing one counts as true), with PyTorch's ``UserWarning``
+        "size_average and reduce args will be deprecated, please use
+        reduction='...' instead.".
     reduction : {'mean', 'sum', 'none'}
         ``'mean'`` is ``sum(weight * loss) / numel`` (*not* a weighted mean; NaN for
         empty input), ``'sum'`` the sum (0 for empty input), ``'none'`` the
@@ -160,13 +184,18 @@ def binary_cross_entropy(
     Returns
     -------
     array
-        ``input``'s dtype, namespace and device; 0-d unless ``reduction='none'``.
+        ``input``'s dtype, namespace and device; 0-d unless ``reduction='none'``
+        (a 0-d array, never a NumPy scalar, for a 0-d input).
 
     Raises
     ------
     ValueError
-        ``reduction`` not one of the three (checked before anything else), or
-        ``target.shape != input.shape`` (PyTorch's message).
+        ``reduction`` not one of the three (checked before anything else).
+    ValueError and RuntimeError
+        ``target.shape != input.shape`` (:class:`ShapeMismatchError`, PyTorch's
+        ``ValueError`` and message).
+    TypeError
+        arrays of two libraries other than NumPy (e.g. torch and JAX).
     ValueError and RuntimeError
         (one exception class, catchable as either) an ``input`` or ``target``
         element outside [0, 1], NaN or inf: "all elements of input should be
@@ -204,6 +233,8 @@ def binary_cross_entropy(
     >>> float(xbce.binary_cross_entropy(p, y, reduction="sum"))
     1.2105705738067627
     """
+    reduction = _legacy.reduction(size_average, reduce, reduction)
+    input, target, weight, _, _ = one_library(input, target, weight)
     input, target, weight = _autocast(input, target, weight)
     xp, reduction = _prepare(_BCE, input, target, reduction, weight=weight)
     lazy = _is_lazy(xp, input, target)
@@ -253,12 +284,15 @@ def _bce(xp: Any, lazy: bool, x: Array, y: Array, w: Array | None, reduction: st
     return E.reduced(fn, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
 
 
+@returns_arrays
 def binary_cross_entropy_with_logits(
     input: Array,
     target: Array,
-    weight: Array | None = None,
+    weight: Array | float | None = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
     reduction: str = "mean",
-    pos_weight: Array | None = None,
+    pos_weight: Array | float | None = None,
 ) -> Array:
     r"""Binary cross-entropy on logits, exactly as PyTorch (sigmoid fused in).
 
@@ -286,13 +320,22 @@ def binary_cross_entropy_with_logits(
         dtype, which may differ from ``input``'s (PyTorch's rule).
     weight : array, optional
         Rescales each element's loss; must broadcast into ``input.shape``.
+    size_average, reduce : bool, optional
+        Deprecated, as in PyTorch (positional arguments 4 and 5, as in PyTorch). If
+        either is given, they decide the reduction instead of ``reduction``: ``reduce``
+        false gives ``'none'``, else ``size_average`` false gives ``'sum'``, else
+        ``'mean'`` (a missing one counts as true), with PyTorch's ``UserWarning``
+        "size_average and reduce args will be deprecated, please use
+        reduction='...' instead.".
     reduction : {'mean', 'sum', 'none'}
         As in :func:`binary_cross_entropy`.
     pos_weight : array, optional
         Weight of the positive term, broadcast right-aligned against the target:
         a ``(C,)`` array weights the *last* axis (use ``(C, 1, 1)`` for the
         channel axis of ``(N, C, H, W)``). Must broadcast into ``input.shape``.
-        Zero and negative values are used as given.
+        Zero and negative values are used as given. A Python scalar (PyTorch
+        requires a tensor) becomes a 0-d array of the target's dtype; a NumPy array
+        is converted to ``input``'s library.
 
     Returns
     -------
@@ -327,6 +370,8 @@ def binary_cross_entropy_with_logits(
     >>> round(float(loss), 6)
     0.201413
     """
+    reduction = _legacy.reduction(size_average, reduce, reduction)
+    input, target, weight, pos_weight, _ = one_library(input, target, weight, pos_weight)
     input, target, weight, pos_weight = _autocast(input, target, weight, pos_weight)
     xp, reduction = _prepare(
         _BCEWL, input, target, reduction, weight=weight, pos_weight=pos_weight
@@ -367,6 +412,9 @@ def _backward(
     pos_weight: Array | None,
     reduction: str,
 ) -> Array:
+    input, target, weight, pos_weight, grad_output = one_library(
+        input, target, weight, pos_weight, grad_output
+    )
     xp, reduction = _prepare(
         op,
         input,
@@ -385,6 +433,7 @@ def _backward(
                       reduction, xp=xp)
 
 
+@returns_arrays
 def binary_cross_entropy_backward(
     grad_output: Array,
     input: Array,
@@ -423,6 +472,7 @@ def binary_cross_entropy_backward(
     return _backward(_BCE, "input", grad_output, input, target, weight, None, reduction)
 
 
+@returns_arrays
 def binary_cross_entropy_target_backward(
     grad_output: Array,
     input: Array,
@@ -447,6 +497,7 @@ def binary_cross_entropy_target_backward(
     return _backward(_BCE, "target", grad_output, input, target, weight, None, reduction)
 
 
+@returns_arrays
 def binary_cross_entropy_with_logits_backward(
     grad_output: Array,
     input: Array,
@@ -474,6 +525,7 @@ def binary_cross_entropy_with_logits_backward(
     return _backward(_BCEWL, "input", grad_output, input, target, weight, pos_weight, reduction)
 
 
+@returns_arrays
 def binary_cross_entropy_with_logits_target_backward(
     grad_output: Array,
     input: Array,

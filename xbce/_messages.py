@@ -1,0 +1,107 @@
+"""How PyTorch words its errors: dtype names, kernel names, broadcasting messages.
+
+Used for torch tensors only; other libraries get their own (NumPy-style) dtype names.
+Every text here was checked against torch 2.13 on the CPU (kernel names on CUDA were
+read in torch's source).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._compat import is_torch_namespace
+
+#: c10's ScalarType names, by the name after ``torch.`` in ``str(dtype)``
+_TORCH_NAMES = {
+    "float16": "Half",
+    "bfloat16": "BFloat16",
+    "float32": "Float",
+    "float64": "Double",
+    "int8": "Char",
+    "uint8": "Byte",
+    "int16": "Short",
+    "int32": "Int",
+    "int64": "Long",
+    "uint16": "UInt16",
+    "uint32": "UInt32",
+    "uint64": "UInt64",
+    "bool": "Bool",
+    "complex32": "ComplexHalf",
+    "complex64": "ComplexFloat",
+    "complex128": "ComplexDouble",
+}
+
+#: the name in AT_DISPATCH of the kernel that rejects a dtype, by op and device type
+_KERNELS = {
+    ("binary_cross_entropy", "cuda"): "binary_cross_entropy_out_cuda",
+    ("log_sigmoid", "cpu"): "log_sigmoid_cpu",
+    ("log_sigmoid", "cuda"): "log_sigmoid_forward_cuda",
+}
+
+
+def natural_name(dtype: Any) -> str:
+    """``float32``, ``int64``, ...: the dtype's name without a library prefix."""
+    return str(dtype).removeprefix("torch.").removeprefix("array_api_strict.")
+
+
+def dtype_name(dtype: Any, xp: Any) -> str:
+    """``Float``, ``Long``, ... for torch (c10's names); the natural name elsewhere."""
+    name = natural_name(dtype)
+    return _TORCH_NAMES.get(name, name) if is_torch_namespace(xp) else name
+
+
+def kernel_name(op: str, x: Any, xp: Any) -> str:
+    """The name PyTorch's "not implemented for" message gives ``op`` on ``x``'s device."""
+    if not is_torch_namespace(xp):
+        return op
+    return _KERNELS.get((op, x.device.type), _KERNELS.get((op, "cpu"), op))
+
+
+def torch_size(shape: tuple[int, ...]) -> str:
+    return f"torch.Size({list(shape)})"
+
+
+def broadcast_shapes(
+    first: tuple[int, ...], second: tuple[int, ...]
+) -> tuple[list[int], str | None]:
+    """``torch.broadcast_shapes(first, second)``: the common shape, or torch's message.
+
+    torch's algorithm (``torch._refs._broadcast_shapes``): the common shape starts as
+    ``first``, then takes ``second``'s sizes from the right; the message shows the
+    common shape as far as it got."""
+    common = [1] * max(len(first), len(second))
+    for index, shape in enumerate((first, second)):
+        for idx in range(-1, -1 - len(shape), -1):
+            if shape[idx] == common[idx]:
+                continue
+            if common[idx] == 1:
+                common[idx] = shape[idx]
+            if shape[idx] != 1 and common[idx] != shape[idx]:
+                return common, (
+                    f"Attempting to broadcast a dimension of length {shape[idx]} at {idx}! "
+                    f"Mismatching argument at index {index} had {torch_size(shape)}; but "
+                    f"expected shape should be broadcastable to {common}"
+                )
+    return common, None
+
+
+def infer_size(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], str | None]:
+    """ATen's ``infer_size`` (TensorIterator's broadcasting of ``a`` with ``b``)."""
+    ndim = max(len(a), len(b))
+    out = [1] * ndim
+    for i in range(ndim - 1, -1, -1):
+        offset = ndim - 1 - i
+        size_a = a[len(a) - 1 - offset] if len(a) - 1 - offset >= 0 else 1
+        size_b = b[len(b) - 1 - offset] if len(b) - 1 - offset >= 0 else 1
+        if size_a != size_b and size_a != 1 and size_b != 1:
+            return tuple(out), (
+                f"The size of tensor a ({size_a}) must match the size of tensor b "
+                f"({size_b}) at non-singleton dimension {i}"
+            )
+        out[i] = size_b if size_a == 1 else size_a
+    return tuple(out), None
+
+
+def grows(shape: tuple[int, ...], broadcast: tuple[int, ...] | list[int]) -> str:
+    """TensorIterator's message for an in-place result that broadcasting would grow."""
+    return f"output with shape {list(shape)} doesn't match the broadcast shape {list(broadcast)}"
