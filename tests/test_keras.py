@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from conftest import assert_ulp_close
+from comparisons import assert_ulp_close
 from tolerances import ulps
 
 os.environ.setdefault("KERAS_BACKEND", "jax")

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from backends import Backend, rounded
-from conftest import check
+from comparisons import check
 
 import xbce
 

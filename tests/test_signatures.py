@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from backends import Backend, rounded
-from conftest import check
+from comparisons import check
 
 import xbce
 import xbce.torch

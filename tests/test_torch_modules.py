@@ -12,7 +12,7 @@ import io
 import pytest
 import torch
 from backends import load, rounded
-from conftest import check
+from comparisons import check
 
 import xbce.torch
 
