@@ -72,10 +72,10 @@ def test_shape_mismatch_is_torchs_value_error(backend: Backend, name: str, xs, y
     )
     with pytest.raises(ValueError, match="size") as info:
         ours(x, y)
-    if backend.name.startswith("torch"):
-        assert str(info.value) == str(expected)
-    else:
-        assert str(xs) in str(info.value) or str(list(xs)) in str(info.value) or xs == ()
+    if not backend.name.startswith("torch"):  # torch's message, shapes as tuples
+        for shape in (xs, ys):
+            expected = ValueError(str(expected).replace(f"torch.Size({list(shape)})", str(shape)))
+    assert str(info.value) == str(expected)
 
 
 # --------------------------------------------------------------------------- dtype
@@ -90,6 +90,10 @@ def test_integer_and_bool_input_rejected(backend: Backend, name: str) -> None:
         with pytest.raises(type(expected)) as info:
             ours(arr, y)
         assert isinstance(info.value, TypeError)  # and the natural Python class
+
+
+def _dtype_name(dtype: object) -> str:
+    return str(dtype).rsplit(".", 1)[-1].removesuffix("'>")
 
 
 def _dask(a):  # type: ignore[no-untyped-def]
@@ -138,7 +142,11 @@ def test_bcewl_integer_and_bool_target_rejected(backend: Backend) -> None:
         with pytest.raises(RuntimeError) as info:
             xbce.binary_cross_entropy_with_logits(x, t)
         assert isinstance(info.value, TypeError)
-        assert str(info.value).split(" ")[0] == str(expected).split(" ")[0]
+        message = str(expected)
+        if not backend.name.startswith("torch"):  # the library's own dtype name
+            message = message.replace("type Long", f"type {_dtype_name(t.dtype)}")
+            message = message.replace("type Float", f"type {_dtype_name(x.dtype)}")
+        assert str(info.value) == message
 
 
 # -------------------------------------------------------------------------- values
