@@ -49,8 +49,19 @@ def test_bad_reduction_raises_before_touching_data(name: str) -> None:
 
 def test_elementwise_mean_is_deprecated_mean(backend: Backend) -> None:
     x, y = backend.asarray([0.2, 0.7], "float32"), backend.asarray([0.0, 1.0], "float32")
-    with pytest.warns(UserWarning, match="elementwise_mean"):
+    with pytest.warns(UserWarning, match="elementwise_mean") as record:
         got = xbce.binary_cross_entropy(x, y, reduction="elementwise_mean")
+    # attributed to the caller's line (here), not to a line inside xbce
+    assert [w.filename for w in record] == [__file__]
+    for call in (
+        lambda: xbce.BCEWithLogitsLoss(reduction="elementwise_mean"),
+        lambda: xbce.binary_cross_entropy_backward(
+            backend.asarray(1.0, "float32"), x, y, reduction="elementwise_mean"
+        ),
+    ):
+        with pytest.warns(UserWarning, match="elementwise_mean") as record:
+            call()
+        assert [w.filename for w in record] == [__file__]
     expected = TF.binary_cross_entropy(
         rounded([0.2, 0.7], "float32"), rounded([0.0, 1.0], "float32")
     )
