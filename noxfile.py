@@ -117,8 +117,10 @@ def dask(session: nox.Session) -> None:
 
 @nox.session
 def distributed(session: nox.Session) -> None:
-    """Scale-out: a dask.distributed LocalCluster of worker processes (errors reach the
-    client), JAX sharded over four CPU devices (jit, shard_map, grad)."""
+    """Scale-out: a dask.distributed cluster of worker processes, JAX on 4 CPU devices.
+
+    The cluster computes both losses (errors reach the client); JAX arrays sharded over
+    four CPU devices run under jit, shard_map and grad (tests/test_scale_out.py)."""
     session.install(".", *TEST_DEPS, "dask[array]", "distributed", "jax")
     session.run("pytest", "tests/test_scale_out.py", *session.posargs,
                 env={"XBCE_BACKENDS": "dask,jax", **FOUR_CPU_DEVICES})
