@@ -7,6 +7,7 @@ print a one-line message and exit with status 2, as ``argparse`` does; no traceb
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -125,15 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                              from_logits=args.logits)
         except (_BadArgument, ValueError, TypeError) as err:
             parser.exit(2, f"xbce explain: error: {err}\n")
-        print(result)
+        lines = [str(result)]
         if len(result.matches) > 1:
-            print("\nmatches:")
-            for name in result.matches:
-                print(f"  {name}")
+            lines += ["", "matches:", *(f"  {name}" for name in result.matches)]
         if args.candidates:
-            print()
-            for c in result.candidates:
-                print(f"{c.value:<24.17g} {c.dtype:<8} {c.name}")
+            lines += [""] + [f"{c.value:<24.17g} {c.dtype:<8} {c.name}" for c in result.candidates]
+        try:
+            print("\n".join(lines))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `xbce explain ... | head`: the reader has had enough
+            # Python's documented recipe: no second error when stdout is flushed at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
