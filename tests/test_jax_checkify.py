@@ -41,6 +41,10 @@ def _loss(p: Any, y: Any) -> Any:
     return xbce.binary_cross_entropy(p, y)
 
 
+WRAPPINGS = ["checkify(jit(f))", "jit(checkify(f))", "checkify(f)",
+             "checkify(f with jit inside)", "checkify(grad(f))"]
+
+
 def _wrappings() -> dict[str, Any]:
     import jax
 
@@ -53,7 +57,7 @@ def _wrappings() -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("wrapping", list(_wrappings()))
+@pytest.mark.parametrize("wrapping", WRAPPINGS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_torchs_message_or_none(wrapping: str, case: str) -> None:
     import jax.numpy as jnp
