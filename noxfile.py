@@ -89,7 +89,7 @@ def numpy(session: nox.Session) -> None:
         "--doctest-modules",
         "xbce",
         "--ignore=xbce/_jax_autodiff.py",
-        "--ignore=xbce/keras.py",  # needs Keras: tests/test_keras.py (nox -s keras)
+        "--ignore=xbce/keras.py",  # needs Keras: tests/test_keras.py (nox -s conventions)
         env={"XBCE_BACKENDS": "numpy"},
     )
 
@@ -135,7 +135,11 @@ def array_api_strict(session: nox.Session) -> None:
 
 @nox.session
 def conventions(session: nox.Session) -> None:
-    """xbce.conventions against Keras 3, scikit-learn, optax and TensorFlow (every CPU backend)."""
+    """Other frameworks: xbce.conventions and xbce.keras against Keras, sklearn, optax, TF.
+
+    xbce.conventions is compared with Keras 3, scikit-learn, optax and TensorFlow on
+    every CPU backend; xbce.keras runs on Keras' JAX and torch backends (tests/test_keras.py
+    once for each: Keras reads KERAS_BACKEND once, at import). One virtualenv for both."""
     session.install(
         ".", *TEST_DEPS, "jax", "dask[array]", "array-api-strict",
         "keras", "scikit-learn", "optax", "tensorflow-cpu",
@@ -150,13 +154,7 @@ def conventions(session: nox.Session) -> None:
             "KERAS_BACKEND": "jax",
         },
     )
-
-
-@nox.session
-def keras(session: nox.Session) -> None:
-    """xbce.keras on Keras 3's JAX and torch backends (tests/test_keras.py once for each)."""
-    session.install(".", *TEST_DEPS, "keras", "jax")
-    for backend in ("jax", "torch"):  # Keras reads KERAS_BACKEND once, at import
+    for backend in ("jax", "torch"):
         session.run(
             "pytest",
             "tests/test_keras.py",

@@ -1,6 +1,6 @@
 """xbce.keras.BinaryCrossentropy: PyTorch's numbers through Keras 3.
 
-The Keras backend is the one in ``KERAS_BACKEND`` (``nox -s keras`` runs this file
+The Keras backend is the one in ``KERAS_BACKEND`` (``nox -s conventions`` runs this file
 once with ``jax`` and once with ``torch``); unset, ``jax``. Expected values come from
 torch.nn.functional on the same float32 data, computed here. Keras reduces the loss
 itself (``sum / numel`` in float32, in its own summation order), so reduced values are
@@ -22,7 +22,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 if os.environ.get("XBCE_REQUIRE_KERAS"):  # the nox session: a missing Keras is an error
     import keras
 else:
-    keras = pytest.importorskip("keras", reason="Keras is tested by the nox session `keras`")
+    keras = pytest.importorskip("keras", reason="Keras is tested by the nox session `conventions`")
 import xbce.keras  # after KERAS_BACKEND is set
 
 # Keras 3.15's own tensor-to-NumPy conversions (torch backend, model.save) trip NumPy 2's
