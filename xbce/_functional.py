@@ -112,6 +112,20 @@ def _prepare(
     return xp, reduction
 
 
+def _torch_adapter(*arrays: Array | None) -> Any:
+    """The torch adapter (``_torch_autograd``) when every array is a torch tensor, else
+    ``None``: it runs the whole call (checks, autocast, autograd, ``torch.compile``)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    for a in arrays:
+        if a is not None and not isinstance(a, torch.Tensor):
+            return None
+    from . import _torch_autograd as T
+
+    return T
+
+
 def _autocast(*arrays: Array | None) -> tuple[Any, ...]:
     """Under ``torch.autocast``, torch's casts of the arguments (``_torch_autograd``)."""
     torch = sys.modules.get("torch")
@@ -204,6 +218,9 @@ def binary_cross_entropy(
     >>> float(xbce.binary_cross_entropy(p, y, reduction="sum"))
     1.2105705738067627
     """
+    torch_adapter = _torch_adapter(input, target, weight)
+    if torch_adapter is not None:
+        return torch_adapter.binary_cross_entropy(input, target, weight, reduction)
     input, target, weight = _autocast(input, target, weight)
     xp, reduction = _prepare(_BCE, input, target, reduction, weight=weight)
     lazy = _is_lazy(xp, input, target)
@@ -327,6 +344,11 @@ def binary_cross_entropy_with_logits(
     >>> round(float(loss), 6)
     0.201413
     """
+    torch_adapter = _torch_adapter(input, target, weight, pos_weight)
+    if torch_adapter is not None:
+        return torch_adapter.binary_cross_entropy_with_logits(
+            input, target, weight, reduction, pos_weight
+        )
     input, target, weight, pos_weight = _autocast(input, target, weight, pos_weight)
     xp, reduction = _prepare(
         _BCEWL, input, target, reduction, weight=weight, pos_weight=pos_weight
