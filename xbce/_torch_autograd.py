@@ -67,7 +67,7 @@ def binary_cross_entropy(input: Any, target: Any, weight: Any, reduction: str) -
     if not lazy and reduction == F.NONE:
         check_unit_interval(input, target)
     if needs_autograd(input, target, lazy=lazy):
-        cls = BinaryCrossEntropy if _transforms_active() else _EagerBinaryCrossEntropy
+        cls = BinaryCrossEntropy if _transforms_active() else Eager.BinaryCrossEntropy
         out = cls.apply(input, target, weight, reduction, lazy, COMPAT)  # type: ignore[no-untyped-call]
     else:
         out = _evaluate(partial(F.bce_loss, lazy=lazy), input, target, weight,
@@ -101,7 +101,7 @@ def binary_cross_entropy_with_logits(
         cls = (
             BinaryCrossEntropyWithLogits
             if _transforms_active()
-            else _EagerBinaryCrossEntropyWithLogits
+            else Eager.BinaryCrossEntropyWithLogits
         )
         return cls.apply(input, target, weight, pos_weight, reduction, lazy, COMPAT)  # type: ignore[no-untyped-call]
     return _evaluate(F.bce_with_logits_loss, input, target, weight, pos_weight,
@@ -273,27 +273,6 @@ class BinaryCrossEntropy(torch.autograd.Function):
         return _bce_jvp(ctx, xt, yt)
 
 
-class _EagerBinaryCrossEntropy(torch.autograd.Function):
-    """:class:`BinaryCrossEntropy` in the old-style form (``forward(ctx, ...)``), which
-    ``Function.apply`` calls without binding its arguments to a signature: for eager
-    autograd outside ``torch.func`` transforms."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Any, y: Any, w: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
-        ctx.save_for_backward(x, y, w)
-        ctx.save_for_forward(x, y, w)
-        ctx.reduction, ctx.lazy = reduction, lazy
-        return _bce_forward(x, y, w, reduction, lazy)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
-        return *_bce_backward(ctx, g), None, None, None, None
-
-    @staticmethod
-    def jvp(ctx: Any, xt: Any, yt: Any, *_: Any) -> Any:  # type: ignore[override]
-        return _bce_jvp(ctx, xt, yt)
-
-
 class _CompiledBinaryCrossEntropy(torch.autograd.Function):
     """``apply(input, target, weight, reduction)`` under ``torch.compile``: lazy, no
     ``jvp`` (Dynamo traces no Function that has one)."""
@@ -358,29 +337,6 @@ class BinaryCrossEntropyWithLogits(torch.autograd.Function):
         return _bcewl_jvp(ctx, xt, tt)
 
 
-class _EagerBinaryCrossEntropyWithLogits(torch.autograd.Function):
-    """:class:`BinaryCrossEntropyWithLogits` in the old-style form (see
-    :class:`_EagerBinaryCrossEntropy`)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Any, t: Any, w: Any, p: Any, reduction: str, lazy: bool,  # type: ignore[override]
-                xp: Any) -> Any:
-        ctx.save_for_backward(x, t, w, p)
-        ctx.save_for_forward(x, t, w, p)
-        ctx.reduction, ctx.lazy = reduction, lazy
-        if lazy:
-            return F.bce_with_logits(x, t, w, p, reduction, xp=XP)
-        return _bcewl_forward(x, t, w, p, reduction)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
-        return *_bcewl_backward(ctx, g), None, None, None, None, None
-
-    @staticmethod
-    def jvp(ctx: Any, xt: Any, tt: Any, *_: Any) -> Any:  # type: ignore[override]
-        return _bcewl_jvp(ctx, xt, tt)
-
-
 class _CompiledBinaryCrossEntropyWithLogits(torch.autograd.Function):
     """``apply(input, target, weight, pos_weight, reduction)`` under ``torch.compile``
     (see :class:`_CompiledBinaryCrossEntropy`)."""
@@ -398,3 +354,49 @@ class _CompiledBinaryCrossEntropyWithLogits(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
         return *_bcewl_backward(ctx, g), None, None, None
+
+
+class Eager:
+    """The Functions of eager autograd outside ``torch.func`` transforms, old-style
+    (``forward(ctx, ...)``): ``Function.apply`` binds no signature for them (a third of
+    a small call's time otherwise). Same class names as the ``setup_context`` forms, so
+    a loss's ``grad_fn`` reads ``BinaryCrossEntropyBackward`` either way."""
+
+    class BinaryCrossEntropy(torch.autograd.Function):
+        """The module's :class:`BinaryCrossEntropy`, old-style."""
+
+        @staticmethod
+        def forward(ctx: Any, x: Any, y: Any, w: Any, reduction: str, lazy: bool, xp: Any) -> Any:  # type: ignore[override]
+            ctx.save_for_backward(x, y, w)
+            ctx.save_for_forward(x, y, w)
+            ctx.reduction, ctx.lazy = reduction, lazy
+            return _bce_forward(x, y, w, reduction, lazy)
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+            return *_bce_backward(ctx, g), None, None, None, None
+
+        @staticmethod
+        def jvp(ctx: Any, xt: Any, yt: Any, *_: Any) -> Any:  # type: ignore[override]
+            return _bce_jvp(ctx, xt, yt)
+
+    class BinaryCrossEntropyWithLogits(torch.autograd.Function):
+        """The module's :class:`BinaryCrossEntropyWithLogits` in the old-style form."""
+
+        @staticmethod
+        def forward(ctx: Any, x: Any, t: Any, w: Any, p: Any, reduction: str, lazy: bool,  # type: ignore[override]
+                    xp: Any) -> Any:
+            ctx.save_for_backward(x, t, w, p)
+            ctx.save_for_forward(x, t, w, p)
+            ctx.reduction, ctx.lazy = reduction, lazy
+            if lazy:
+                return F.bce_with_logits(x, t, w, p, reduction, xp=XP)
+            return _bcewl_forward(x, t, w, p, reduction)
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+            return *_bcewl_backward(ctx, g), None, None, None, None, None
+
+        @staticmethod
+        def jvp(ctx: Any, xt: Any, tt: Any, *_: Any) -> Any:  # type: ignore[override]
+            return _bcewl_jvp(ctx, xt, tt)
