@@ -186,6 +186,12 @@ class _TorchNamespace:
         """The whole-array sum (the only one xbce takes), without the compat wrapper."""
         return self._torch.sum(a, dtype=dtype)
 
+    def loss_mean(self, loss: Array) -> Array:
+        """``loss.mean()``, as torch's ``apply_loss_reduction`` takes it (float32 and
+        float64: on the CPU, ``sum`` then ``div_(numel)``, the formulas' ``sum / numel``
+        bit for bit, in one call)."""
+        return self._torch.mean(loss)
+
     # The formulas' dtype arithmetic, in torch's own terms: the same results as the
     # compat wrappers for torch dtypes, a fraction of their cost per call, and plain
     # torch calls that ``torch.compile`` puts in its graph (the compat ``result_type``
