@@ -75,8 +75,8 @@ def _torch_op(a: Array, b: Array, op: str, xp: Namespace, *, in_place: bool) -> 
     precision (the kernels' opmath scalar), not rounded to half first.
     """
     own = a.dtype
-    if b.dtype == own and (a.ndim > 0) == (b.ndim > 0):  # nothing to promote (most calls)
-        return a * b if op == "mul" else a - b
+    if b.dtype == own and (op != "mul" or b.ndim > 0 or a.ndim == 0 or not is_half(own, xp)):
+        return a * b if op == "mul" else a - b  # one dtype, no half scalar: nothing to do
     if not xp.isdtype(b.dtype, "real floating"):
         b = xp.astype(b, own)  # integer or bool weights, as torch promotes them
     a_dims, b_dims = a.ndim > 0, b.ndim > 0
