@@ -152,10 +152,12 @@ def check_unit_interval(x: Any, y: Any, *, reduced: Any = None) -> None:
 def needs_autograd(*tensors: Any, lazy: bool) -> bool:
     """Whether a plain evaluation would let autograd differentiate xbce's forward.
 
-    ``lazy`` is ``_functional._is_lazy``: only then can something be compiling or a
-    tensor be wrapped by a ``torch.func`` transform, and both always take the Function
-    (Dynamo cannot trace ``is_functorch_wrapped_tensor``, a pybind builtin, so
-    ``is_compiling`` is asked first; a Function costs nothing where no grad is needed).
+    ``lazy`` is :func:`_lazy` (or ``_functional._is_lazy`` on the generic path): only
+    then can something be compiling or a tensor be wrapped by a ``torch.func``
+    transform, and both always take the Function (Dynamo cannot trace
+    ``is_functorch_wrapped_tensor``, a pybind builtin, so ``is_compiling`` is asked
+    first). The torch call of this module asks ``is_compiling`` before, and never gets
+    here while compiling.
     """
     if lazy:
         wrapped = torch._C._functorch.is_functorch_wrapped_tensor
