@@ -233,7 +233,6 @@ def test_forward_ad_gives_torch_bits() -> None:
 
 
 @pytest.mark.filterwarnings(
-    "ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning",
     "ignore:.*Function'> should not be instantiated:DeprecationWarning",
 )
 def test_compile_gives_eager_torch_bits() -> None:

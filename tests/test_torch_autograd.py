@@ -273,9 +273,6 @@ def fresh_dynamo() -> Iterator[None]:
 
 
 @pytest.mark.filterwarnings(
-    # array_api_compat's array_namespace and xbce's is_*_namespace helpers are lru_cached;
-    # Dynamo warns that it traces through the cache (harmless: they are pure functions)
-    "ignore:Dynamo detected a call to a `functools.lru_cache`:UserWarning",
     # torch 2.13's Dynamo instantiates Function itself to trace any autograd.Function's
     # ctx (side_effects.track_object_new), and torch warns about that
     "ignore:.*Function'> should not be instantiated:DeprecationWarning",

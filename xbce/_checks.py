@@ -11,7 +11,7 @@ import operator
 from typing import Any
 
 from . import _messages
-from ._compat import is_numpy_namespace, is_torch_namespace
+from ._compat import is_numpy_namespace, is_torch
 from ._formulas import MEAN, NONE, SUM, numel
 from ._legacy import warn_at_caller
 
@@ -137,7 +137,7 @@ def not_bool(p: Array, xp: Namespace) -> None:
 def broadcastable(w: Array, shape: tuple[int, ...], xp: Namespace) -> None:
     """binary_cross_entropy's Python-side ``torch.broadcast_shapes(target, weight)``
     (on torch tensors; elsewhere :func:`broadcasts_into` says it all, later)."""
-    if is_torch_namespace(xp):
+    if is_torch(xp):
         _, msg = _messages.broadcast_shapes(tuple(shape), tuple(w.shape))
         if msg is not None:
             raise ShapeMismatchError(msg)
@@ -154,7 +154,7 @@ def broadcasts_into(
     tensor a); ``'pos_weight'``, ``(pos_weight - 1).mul(target)`` (pos_weight is
     tensor a), then ``log_sigmoid.mul_(...)``."""
     wshape, shape = tuple(w.shape), tuple(shape)
-    if is_torch_namespace(xp):
+    if is_torch(xp):
         if into == "bce":
             common, msg = _messages.broadcast_shapes(shape, wshape)
             grown: tuple[int, ...] = tuple(common)
@@ -204,7 +204,7 @@ def _on_host(x: Array, xp: Namespace) -> bool:
     """Whether reading a 0-d value costs no device synchronisation (NumPy, torch CPU)."""
     if is_numpy_namespace(xp):
         return True
-    return is_torch_namespace(xp) and bool(x.device.type == "cpu")
+    return is_torch(xp) and bool(x.device.type == "cpu")
 
 
 def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = None) -> None:
@@ -241,3 +241,43 @@ def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = 
         "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
     )
     raise InvalidValueError(f"all elements of {which} should be between 0 and 1")
+
+
+def arguments(
+    logits: bool,
+    input: Array,
+    target: Array,
+    reduction: str,
+    xp: Namespace,
+    *,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    grad_output: Array | None = None,
+) -> None:
+    """Every check of the arguments that reads no values, in the order PyTorch makes
+    them (its first error is the one raised). ``reduction`` is already validated."""
+    op = "binary_cross_entropy_with_logits" if logits else "binary_cross_entropy"
+    same_shape(input, target, logits=logits)
+    shape = tuple(input.shape)
+    # in the order PyTorch checks (its first error is the one raised)
+    if logits:
+        floating(input, "log_sigmoid", xp)
+        if pos_weight is not None:
+            broadcasts_into(pos_weight, shape, "pos_weight", xp, into="pos_weight")
+            not_bool(pos_weight, xp)
+        logits_target(target, input, xp)
+        if weight is not None:
+            broadcasts_into(weight, shape, "weight", xp, into="result")
+    else:
+        if weight is not None:
+            broadcastable(weight, shape, xp)
+        same_dtype(input, target, xp)
+        floating(input, op, xp)
+        if weight is not None:
+            broadcasts_into(weight, shape, "weight", xp, into="bce")
+    if grad_output is not None:
+        broadcasts_into(
+            grad_output, () if reduction != NONE else shape, "grad_output", xp, into="result"
+        )
+    if is_torch(xp):
+        not_differentiable(op, weight=weight, pos_weight=pos_weight)

@@ -46,11 +46,20 @@ def _dtype_name(dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 
+_HALF_BY_DTYPE: dict[tuple[type, Any], bool] = {}
+
+
 def is_half(dtype: Any, xp: Namespace) -> bool:
     """Whether ``dtype`` is float16 or bfloat16 (evaluated via float32, per op).
 
-    By name, because not every namespace exports ``float16`` (Dask's does not)."""
-    return _dtype_name(dtype) in ("float16", "bfloat16")
+    By name, because not every namespace exports ``float16`` (Dask's does not);
+    remembered per dtype (the name costs a ``str`` per call), keyed with the dtype's
+    type so that dtypes of different libraries are never compared."""
+    key = (type(dtype), dtype)
+    half = _HALF_BY_DTYPE.get(key)
+    if half is None:
+        half = _HALF_BY_DTYPE[key] = _dtype_name(dtype) in ("float16", "bfloat16")
+    return half
 
 
 def _cast(a: Array, dtype: Any, xp: Namespace) -> Array:
@@ -66,6 +75,8 @@ def _torch_op(a: Array, b: Array, op: str, xp: Namespace, *, in_place: bool) -> 
     precision (the kernels' opmath scalar), not rounded to half first.
     """
     own = a.dtype
+    if b.dtype == own and (op != "mul" or b.ndim > 0 or a.ndim == 0 or not is_half(own, xp)):
+        return a * b if op == "mul" else a - b  # one dtype, no half scalar: nothing to do
     if not xp.isdtype(b.dtype, "real floating"):
         b = xp.astype(b, own)  # integer or bool weights, as torch promotes them
     a_dims, b_dims = a.ndim > 0, b.ndim > 0
@@ -136,7 +147,11 @@ def reduce(loss: Array, reduction: str, *, xp: Namespace) -> Array:
     """
     if reduction == NONE:
         return loss
-    acc = xp.float32 if is_half(loss.dtype, xp) else loss.dtype
+    half = is_half(loss.dtype, xp)
+    native_mean = getattr(xp, "loss_mean", None)
+    if reduction == MEAN and native_mean is not None and not half:
+        return native_mean(loss)  # the library's own mean where it is sum / numel
+    acc = xp.float32 if half else loss.dtype
     total = xp.sum(loss, dtype=acc)
     if reduction == MEAN:
         n = numel(loss)

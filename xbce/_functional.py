@@ -93,32 +93,23 @@ def _prepare(
         input=input, target=target, weight=weight, pos_weight=pos_weight, grad_output=grad_output
     )
     xp = _namespace(input, target, weight, pos_weight, grad_output)
-    logits = op == _BCEWL
-    _checks.same_shape(input, target, logits=logits)
-    shape = tuple(input.shape)
-    # in the order PyTorch checks (its first error is the one raised)
-    if logits:
-        _checks.floating(input, "log_sigmoid", xp)
-        if pos_weight is not None:
-            _checks.broadcasts_into(pos_weight, shape, "pos_weight", xp, into="pos_weight")
-            _checks.not_bool(pos_weight, xp)
-        _checks.logits_target(target, input, xp)
-        if weight is not None:
-            _checks.broadcasts_into(weight, shape, "weight", xp, into="result")
-    else:
-        if weight is not None:
-            _checks.broadcastable(weight, shape, xp)
-        _checks.same_dtype(input, target, xp)
-        _checks.floating(input, op, xp)
-        if weight is not None:
-            _checks.broadcasts_into(weight, shape, "weight", xp, into="bce")
-    if grad_output is not None:
-        _checks.broadcasts_into(
-            grad_output, () if reduction != F.NONE else shape, "grad_output", xp, into="result"
-        )
-    if is_torch_namespace(xp):
-        _checks.not_differentiable(op, weight=weight, pos_weight=pos_weight)
+    _checks.arguments(op == _BCEWL, input, target, reduction, xp, weight=weight,
+                      pos_weight=pos_weight, grad_output=grad_output)
     return xp, reduction
+
+
+def _torch_adapter(*arrays: Array | None) -> Any:
+    """The torch adapter (``_torch_autograd``) when every array is a torch tensor, else
+    ``None``: it runs the whole call (checks, autocast, autograd, ``torch.compile``)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    for a in arrays:
+        if a is not None and not isinstance(a, torch.Tensor):
+            return None
+    from . import _torch_autograd as T
+
+    return T
 
 
 def _autocast(*arrays: Array | None) -> tuple[Any, ...]:
@@ -234,6 +225,9 @@ def binary_cross_entropy(
     1.2105705738067627
     """
     reduction = _legacy.reduction(size_average, reduce, reduction)
+    torch_adapter = _torch_adapter(input, target, weight)
+    if torch_adapter is not None:
+        return torch_adapter.binary_cross_entropy(input, target, weight, reduction)
     input, target, weight, _, _ = one_library(input, target, weight)
     input, target, weight = _autocast(input, target, weight)
     xp, reduction = _prepare(_BCE, input, target, reduction, weight=weight)
@@ -371,6 +365,11 @@ def binary_cross_entropy_with_logits(
     0.201413
     """
     reduction = _legacy.reduction(size_average, reduce, reduction)
+    torch_adapter = _torch_adapter(input, target, weight, pos_weight)
+    if torch_adapter is not None:
+        return torch_adapter.binary_cross_entropy_with_logits(
+            input, target, weight, reduction, pos_weight
+        )
     input, target, weight, pos_weight, _ = one_library(input, target, weight, pos_weight)
     input, target, weight, pos_weight = _autocast(input, target, weight, pos_weight)
     xp, reduction = _prepare(

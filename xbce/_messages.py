@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import is_torch_namespace
+from ._compat import is_torch
 
 #: c10's ScalarType names, by the name after ``torch.`` in ``str(dtype)``
 _TORCH_NAMES = {
@@ -47,12 +47,12 @@ def natural_name(dtype: Any) -> str:
 def dtype_name(dtype: Any, xp: Any) -> str:
     """``Float``, ``Long``, ... for torch (c10's names); the natural name elsewhere."""
     name = natural_name(dtype)
-    return _TORCH_NAMES.get(name, name) if is_torch_namespace(xp) else name
+    return _TORCH_NAMES.get(name, name) if is_torch(xp) else name
 
 
 def kernel_name(op: str, x: Any, xp: Any) -> str:
     """The name PyTorch's "not implemented for" message gives ``op`` on ``x``'s device."""
-    if not is_torch_namespace(xp):
+    if not is_torch(xp):
         return op
     return _KERNELS.get((op, x.device.type), _KERNELS.get((op, "cpu"), op))
 

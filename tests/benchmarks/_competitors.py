@@ -32,6 +32,8 @@ REDUCTIONS = ("mean", "none")
 DTYPES = ("float32", "float64")
 #: scikit-learn's ``log_loss`` takes seconds per call from 10^7 elements on: not beyond
 SKLEARN_MAX_N = 10**7
+#: the size of the ``torch.compile`` competitors (compiling at every size costs minutes)
+COMPILE_N = 10**6
 #: ``torch``'s backward epsilon (``(1 - x) * x`` is clamped below by it).
 EPS = 1e-12
 
@@ -195,10 +197,12 @@ def _torch(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Compe
         )
         ref_name = "F.binary_cross_entropy_with_logits"
     y = t["y"]
+    compiled = _compiled(libs, data, family, r, mode, ours, inp, leaf, y)
     if mode == "fwd":
         return [
             Competitor("torch", ref_name, partial(theirs, inp, y, reduction=r), "ref"),
             Competitor("torch", "xbce", partial(ours, inp, y, reduction=r)),
+            *compiled,
         ]
     ct = None if r == "mean" else t["ones"]
 
@@ -214,6 +218,55 @@ def _torch(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Compe
     return [
         Competitor("torch", ref_name + " (autograd)", fwdbwd(theirs), "ref"),
         Competitor("torch", "xbce (autograd)", fwdbwd(ours)),
+        *compiled,
+    ]
+
+
+def torch_formula(family: str, a: Any, b: Any) -> Any:
+    """The hand-written torch formula (mean): what a user would compile themselves."""
+    import torch
+
+    if family == "probs":
+        return (
+            (b - 1) * torch.clamp_min(torch.log1p(-a), -100)
+            - b * torch.clamp_min(torch.log(a), -100)
+        ).mean()
+    return ((1 - b) * a - torch.nn.functional.logsigmoid(a)).mean()
+
+
+def _compiled(
+    libs: Libs,
+    data: Data,
+    family: str,
+    r: str,
+    mode: str,
+    ours: Callable[..., Any],
+    inp: Any,
+    leaf: Any,
+    y: Any,
+) -> list[Competitor]:
+    """``torch.compile`` (Inductor) of xbce and of the hand-written formula: float32,
+    mean, at ``COMPILE_N`` only (each compiles on its first call, the warm-up)."""
+    if data.n != COMPILE_N or r != "mean" or data.np["p"].dtype != np.float32:
+        return []
+    torch = libs.torch
+
+    def make(fn: Callable[..., Any]) -> Callable[[], Any]:
+        step = torch.compile(fn, dynamic=False)
+        if mode == "fwd":
+            return partial(step, inp, y)
+
+        def run() -> Any:
+            leaf.grad = None
+            loss = step(leaf, y)
+            loss.backward()
+            return loss.detach(), leaf.grad
+
+        return run
+
+    return [
+        Competitor("torch", "formula compiled", make(partial(torch_formula, family))),
+        Competitor("torch", "xbce compiled", make(partial(ours, reduction=r))),
     ]
 
 

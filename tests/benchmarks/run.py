@@ -41,8 +41,9 @@ from _data import make_numpy  # noqa: E402
 from _report import fmt_n, write_all  # noqa: E402
 from _timing import paired_ratio, time_case  # noqa: E402
 
-FULL_SIZES = (1_000, 100_000, 10_000_000, 30_000_000)
-QUICK_SIZES = (1_000, 100_000, 1_000_000)
+#: 64 and 1024: per-call cost at training batch sizes; 1e6: torch.compile (T33-T36)
+FULL_SIZES = (64, 1_000, 1_024, 100_000, 1_000_000, 10_000_000, 30_000_000)
+QUICK_SIZES = (64, 1_000, 1_024, 100_000, 1_000_000)
 MIB = 1 << 20
 #: float64 is timed up to this size only (the targets are float32; --all-float64: all)
 FLOAT64_MAX_N = 10**7
@@ -195,6 +196,74 @@ TIME_TARGETS: list[tuple[str, str, str, int, str, str, str, str, float]] = [
         "numpy:xbce",
         "torch:ref",
         2.0,
+    ),
+]
+#: Targets of issue #10, numbered after the memory targets (T14-T21) so that the
+#: earlier ids keep their meaning: per-call cost at batch sizes (torch CPU, interleaved
+#: against torch's own function), and compiled xbce against a compiled hand-written
+#: formula (both ``torch.compile``, Inductor). Same tuple layout, without the id.
+CALL_TARGETS: list[tuple[str, str, int, str, str, str, str, float]] = [
+    *(
+        (
+            f"per call at B={n}: xbce {name}torch / {ref}, {what}, mean",
+            family,
+            n,
+            "mean",
+            mode,
+            "torch:xbce" + (" (autograd)" if mode == "fwdbwd" else ""),
+            "torch:ref",
+            limit,
+        )
+        for n in (64, 1024)
+        for mode, what, limit in (("fwdbwd", "fwd+bwd (autograd)", 2.0), ("fwd", "forward", 3.0))
+        for family, name, ref in (
+            ("probs", "", "F.bce"),
+            ("logits", "logits ", "F.bce_with_logits"),
+        )
+    ),
+    (
+        "xbce logits torch / F.bce_with_logits, forward, mean",
+        "logits",
+        10**5,
+        "mean",
+        "fwd",
+        "torch:xbce",
+        "torch:ref",
+        1.0,
+    ),
+    (
+        "xbce logits torch / F.bce_with_logits, fwd+bwd (autograd), mean",
+        "logits",
+        10**5,
+        "mean",
+        "fwdbwd",
+        "torch:xbce (autograd)",
+        "torch:ref",
+        1.0,
+    ),
+    (
+        "xbce logits torch / F.bce_with_logits, fwd+bwd (autograd), mean",
+        "logits",
+        10**7,
+        "mean",
+        "fwdbwd",
+        "torch:xbce (autograd)",
+        "torch:ref",
+        0.5,
+    ),
+    *(
+        (
+            f"torch.compile: xbce {name}/ compiled torch formula, {what}, mean",
+            family,
+            10**6,
+            "mean",
+            mode,
+            "torch:xbce compiled",
+            "torch:formula compiled",
+            1.1,
+        )
+        for mode, what in (("fwd", "forward"), ("fwdbwd", "fwd+bwd"))
+        for family, name in (("probs", ""), ("logits", "logits "))
     ),
 ]
 MEM_LIMIT_MIB = 32.0
@@ -460,30 +529,7 @@ def evaluate_targets(
             index[(*case, "torch:ref")] = r
         if r["role"] in ("ref", "base"):
             index[(*case, f"{r['backend']}:base")] = r
-    out = []
-    for tid, desc, family, n, red, mode, num, den, thr in TIME_TARGETS:
-        m = _nearest(sizes, n)
-        a = index.get((family, m, "float32", red, mode, num))
-        b = index.get((family, m, "float32", red, mode, den))
-        row: dict[str, Any] = {
-            "id": tid,
-            "target": desc,
-            "n": n,
-            "measured_n": m,
-            "threshold": thr,
-            "unit": "ratio",
-        }
-        if a is None or b is None:
-            row.update(value=None, paired=None, status="not measured")
-        else:
-            value = a["median_ms"] / b["median_ms"]
-            row.update(
-                value=value,
-                paired=paired_ratio_from_records(a, b),
-                detail=f"{a['median_ms']:.3g} ms / {b['median_ms']:.3g} ms",
-                status=_status(value <= thr, m == n),
-            )
-        out.append(row)
+    out = [_time_target(index, sizes, *t) for t in TIME_TARGETS]
     k = len(TIME_TARGETS)
     for backend in ("numpy", "torch"):
         for family in ("probs", "logits"):
@@ -523,7 +569,48 @@ def evaluate_targets(
                         status=_status(value <= MEM_LIMIT_MIB, mrow["n"] == MEM_TARGET_N),
                     )
                 out.append(row)
+    for t in CALL_TARGETS:
+        k += 1
+        out.append(_time_target(index, sizes, f"T{k}", *t))
     return out
+
+
+def _time_target(
+    index: dict[tuple[Any, ...], dict[str, Any]],
+    sizes: list[int],
+    tid: str,
+    desc: str,
+    family: str,
+    n: int,
+    red: str,
+    mode: str,
+    num: str,
+    den: str,
+    thr: float,
+) -> dict[str, Any]:
+    """One timing target: the ratio of two competitors' medians in one case."""
+    m = _nearest(sizes, n)
+    a = index.get((family, m, "float32", red, mode, num))
+    b = index.get((family, m, "float32", red, mode, den))
+    row: dict[str, Any] = {
+        "id": tid,
+        "target": desc,
+        "n": n,
+        "measured_n": m,
+        "threshold": thr,
+        "unit": "ratio",
+    }
+    if a is None or b is None:
+        row.update(value=None, paired=None, status="not measured")
+    else:
+        value = a["median_ms"] / b["median_ms"]
+        row.update(
+            value=value,
+            paired=paired_ratio_from_records(a, b),
+            detail=f"{a['median_ms']:.3g} ms / {b['median_ms']:.3g} ms",
+            status=_status(value <= thr, m == n),
+        )
+    return row
 
 
 def paired_ratio_from_records(a: dict[str, Any], b: dict[str, Any]) -> float:
