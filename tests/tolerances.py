@@ -53,9 +53,9 @@ TABLE: dict[tuple[str, ...], tuple[int, str]] = {
                                      "tolerance of XLA's log1p near -0.4)"),
     ("bcewl", "float32"): (4, "exp/log1p of log_sigmoid: <=1-2 ulp each, against Sleef's"),
     ("bcewl", "float32", "jax"): (4, "as the generic entry: xbce keeps (1-t)*x and ls*lw rounded "
-                                     "before their difference under jit (XLA contracted them into "
-                                     "a fused multiply-add: 6 ulp before, _jax_namespace.rounded); "
-                                     "measured 4 on the parity sweep"),
+                                     "before their difference under jit (XLA contracted them "
+                                     "into a fused multiply-add: 6 ulp before; "
+                                     "_jax_namespace.rounded); measured 4 on the parity sweep"),
     ("bcewl", "float16"): (1, "log_sigmoid in float32 rounded once: a float32 ulp can flip a half "
                               "rounding"),
     ("bcewl", "bfloat16"): (1, "as float16"),
