@@ -125,8 +125,9 @@ def _jit_is_exact(dtype: Any) -> bool:
     product); a float16/bfloat16 product is then not rounded to half before the sum,
     which changes the result by a half ulp in ~1 element in 6. Op-by-op (eager)
     dispatch rounds every op, as torch does, so half types are not jitted here (under
-    the caller's own ``jit`` XLA decides). In float32/float64 a contraction is one
-    rounding fewer, within the forward's tolerance of a few ulps.
+    the caller's own ``jit`` XLA decides). In float32/float64 the formulas keep each
+    product rounded (``_jax_namespace.JaxNamespace.rounded``), so the fused computation
+    gives the op-by-op bits.
     """
     return not F.is_half(dtype, jnp)
 
