@@ -21,6 +21,7 @@ import torch.nn.functional as TF
 from backends import Backend, load
 from cases import probabilities, targets
 from conftest import BACKENDS
+from tolerances import ulps as tolerance
 
 import xbce
 
@@ -92,7 +93,8 @@ def test_jit_value_and_gradients_equal_op_by_op(
     """jit(vjp) gives the bits of op-by-op evaluation: value, d/dinput, d/dtarget.
 
     Before xbce kept products rounded, 20-35% of BCE-with-logits elements differed
-    (up to 3.6e4 float32 ulp where the gradient cancels); BCE's value 13%."""
+    (up to 3.6e4 float32 ulp where the gradient cancels). BCE's value (no cancellation)
+    is left to XLA's fused multiply-add: within one ulp."""
     import jax
     import jax.numpy as jnp
 
@@ -120,12 +122,24 @@ def test_jit_value_and_gradients_equal_op_by_op(
                                    strict=True):
         if name == "value" and reduction != "none":
             continue  # a sum: XLA's reduction tree is its own (tests/tolerances.py 'reduced')
+        if name == "value" and op == "bce":
+            # BCE's two terms do not cancel: xbce lets XLA fuse their multiply-add
+            # (_formulas.bce_elementwise), which moves a value by at most one ulp, and
+            # the weight's rounding of a value that already differs by one more
+            got, expected = np.asarray(got), np.asarray(expected)
+            finite = np.isfinite(expected)
+            assert np.array_equal(got[~finite], expected[~finite], equal_nan=True)
+            ulps = np.abs(got[finite] - expected[finite]) / np.spacing(np.abs(expected[finite]))
+            limit = 2 if weighted else 1
+            assert float(ulps.max()) <= limit, f"value: {float(ulps.max())} ulp from op by op"
+            continue
         assert _differing(got, expected) == 0, f"{name}: jit differs from op by op"
 
 
 def test_float64_bce_within_glibc_ulps(jb: Backend) -> None:
-    """float64 BCE on JAX against torch's kernel (glibc log/log1p): <= 2 ulp per element
-    on the probabilities corpus (XLA's own log1p was up to 129 ulp off), eager and jit."""
+    """float64 BCE on JAX against torch's kernel (glibc log/log1p): within the float64
+    tolerance of every backend (3 ulp) on the probabilities corpus (XLA's own log1p was
+    up to 129 ulp off), eager and jit."""
     import jax
     import jax.numpy as jnp
 
@@ -141,7 +155,7 @@ def test_float64_bce_within_glibc_ulps(jb: Backend) -> None:
         got = np.asarray(got)
         assert np.array_equal(np.signbit(got), np.signbit(expected))
         ulps = np.abs(got - expected) / np.spacing(np.abs(expected))
-        assert float(ulps.max()) <= 2, float(ulps.max())
+        assert float(ulps.max()) <= tolerance("bce", "float64", jb.name), float(ulps.max())
 
 
 def test_float64_log1p_namespace_against_glibc(jb: Backend) -> None:
