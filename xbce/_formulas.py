@@ -87,15 +87,17 @@ def _in_place(a: Array, b: Array, op: str, xp: Namespace) -> Array:
     return _torch_op(a, b, op, xp, in_place=True)
 
 
-def rounded(a: Array, *, xp: Namespace) -> Array:
+def rounded(a: Array, *, xp: Namespace, cancels: bool = True) -> Array:
     """``a`` rounded to its dtype before the addition that consumes it, as torch has it.
 
     torch rounds every product (no fused multiply-add on x86-64); an optimizing
     compiler may contract ``a * b - c`` into one fused multiply-add, one rounding
     fewer. A namespace whose compiler does that (XLA's: ``_jax_namespace``) provides
-    ``xp.rounded`` to prevent it; elsewhere this is ``a`` itself."""
+    ``xp.rounded`` to prevent it; elsewhere this is ``a`` itself. ``cancels=False``
+    tells it that nothing cancels in that addition (a fused multiply-add then moves
+    the result by at most an ulp), so it may skip the cost."""
     keep = getattr(xp, "rounded", None)
-    return a if keep is None else keep(a)
+    return a if keep is None else keep(a, cancels=cancels)
 
 
 def _in_float32(fn: Any, x: Array, xp: Namespace) -> Array:
@@ -170,10 +172,10 @@ def bce_elementwise(x: Array, y: Array, *, xp: Namespace) -> Array:
     """``(y - 1) * max(log1p(-x), -100) - y * max(log(x), -100)``, per-op rounded."""
     log_1mx = xp.maximum(xp.log1p(-x), LOG_CLAMP)
     log_x = xp.maximum(xp.log(x), LOG_CLAMP)
-    # not kept rounded (see ``rounded``): both terms are >= 0 and <= 0, nothing cancels,
-    # so a fused multiply-add moves the result by at most an ulp, and keeping the
-    # products rounded would cost ~25% of a fused BCE
-    return (y - 1.0) * log_1mx - y * log_x
+    # the terms are >= 0 and <= 0: nothing cancels (see ``rounded``)
+    return rounded((y - 1.0) * log_1mx, xp=xp, cancels=False) - rounded(
+        y * log_x, xp=xp, cancels=False
+    )
 
 
 def bce_loss(

@@ -54,10 +54,17 @@ class JaxNamespace:
     def __getattr__(self, name: str) -> Any:
         return getattr(jnp, name)
 
-    def rounded(self, a: Array) -> Array:
+    def rounded(self, a: Array, *, cancels: bool = True) -> Array:
         """``a``, rounded to its dtype before it is used: never contracted into a
         fused multiply-add with the operation that consumes it. Eagerly (concrete
-        arrays, one XLA computation per op) every op is rounded already: ``a``."""
+        arrays, one XLA computation per op) every op is rounded already: ``a``.
+
+        Where nothing cancels (``cancels=False``: BCE's two terms), float32 and half
+        types are left to XLA (at most an ulp, and keeping them rounded costs ~25% of
+        a fused BCE); float64 is kept rounded (6% more of float64 BCE's elements are
+        torch's bits, for ~30% of its time)."""
+        if not cancels and a.dtype != jnp.float64:
+            return a
         return _opaque(a)
 
     def log1p(self, u: Array) -> Array:
