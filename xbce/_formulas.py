@@ -98,6 +98,19 @@ def _in_place(a: Array, b: Array, op: str, xp: Namespace) -> Array:
     return _torch_op(a, b, op, xp, in_place=True)
 
 
+def rounded(a: Array, *, xp: Namespace, cancels: bool = True) -> Array:
+    """``a`` rounded to its dtype before the addition that consumes it, as torch has it.
+
+    torch rounds every product (no fused multiply-add on x86-64); an optimizing
+    compiler may contract ``a * b - c`` into one fused multiply-add, one rounding
+    fewer. A namespace whose compiler does that (XLA's: ``_jax_namespace``) provides
+    ``xp.rounded`` to prevent it; elsewhere this is ``a`` itself. ``cancels=False``
+    tells it that nothing cancels in that addition (a fused multiply-add then moves
+    the result by at most an ulp), so it may skip the cost."""
+    keep = getattr(xp, "rounded", None)
+    return a if keep is None else keep(a, cancels=cancels)
+
+
 def _in_float32(fn: Any, x: Array, xp: Namespace) -> Array:
     """``fn(x)`` evaluated in float32 and rounded once for half types (torch's opmath)."""
     if is_half(x.dtype, xp):
@@ -174,7 +187,10 @@ def bce_elementwise(x: Array, y: Array, *, xp: Namespace) -> Array:
     """``(y - 1) * max(log1p(-x), -100) - y * max(log(x), -100)``, per-op rounded."""
     log_1mx = xp.maximum(xp.log1p(-x), LOG_CLAMP)
     log_x = xp.maximum(xp.log(x), LOG_CLAMP)
-    return (y - 1.0) * log_1mx - y * log_x
+    # the terms are >= 0 and <= 0: nothing cancels (see ``rounded``)
+    return rounded((y - 1.0) * log_1mx, xp=xp, cancels=False) - rounded(
+        y * log_x, xp=xp, cancels=False
+    )
 
 
 def bce_loss(
@@ -229,9 +245,10 @@ def bce_with_logits_elementwise(
     ls = log_sigmoid(x, xp=xp)
     if pos_weight is not None:
         p = _float_pos_weight(pos_weight, t, xp)
-        log_weight = _torch_op(p - 1.0, t, "mul", xp, in_place=False) + 1.0
+        log_weight = rounded(_torch_op(p - 1.0, t, "mul", xp, in_place=False), xp=xp) + 1.0
         ls = _in_place(ls, log_weight, "mul", xp)
-    loss = _in_place(1.0 - t, x, "mul", xp)
+        ls = rounded(ls, xp=xp)
+    loss = rounded(_in_place(1.0 - t, x, "mul", xp), xp=xp)
     return _in_place(loss, ls, "sub", xp)
 
 
@@ -371,8 +388,9 @@ def bce_with_logits_input_grad_terms(
         coef = _torch_op(sig, t, "sub", xp, in_place=in_place)
     else:
         pt = _torch_op(_float_pos_weight(pos_weight, t, xp), t, "mul", xp, in_place=False)
+        pt = rounded(pt, xp=xp)
         coef = _torch_op(pt + 1.0, t, "sub", xp, in_place=in_place)
-        coef = _torch_op(coef, sig, "mul", xp, in_place=in_place)
+        coef = rounded(_torch_op(coef, sig, "mul", xp, in_place=in_place), xp=xp)
         coef = _torch_op(coef, pt, "sub", xp, in_place=in_place)
     return _terms(
         coef, None, weight, reduction, x, grad_in_place=in_place, weight_in_place=in_place
@@ -398,7 +416,7 @@ def bce_with_logits_target_grad_terms(
     if pos_weight is None:
         return _terms(-x, None, weight, reduction, t, grad_in_place=False)
     p = _float_pos_weight(pos_weight, t, xp)
-    scaled = _torch_op(log_sigmoid(x, xp=xp), p, "mul", xp, in_place=in_place)
+    scaled = rounded(_torch_op(log_sigmoid(x, xp=xp), p, "mul", xp, in_place=in_place), xp=xp)
     coef = _torch_op(log_sigmoid(-x, xp=xp), scaled, "sub", xp, in_place=in_place)
     return _terms(coef, None, weight, reduction, t, grad_in_place=in_place)
 

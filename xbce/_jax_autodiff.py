@@ -18,6 +18,7 @@ from jax.custom_derivatives import SymbolicZero
 
 from . import _formulas as F
 from ._checkify import checking
+from ._jax_namespace import JNP
 
 
 def _refuse(op: str, **tangents: Any) -> None:
@@ -33,7 +34,7 @@ def _tangent_out(parts: list[Any], out: Any, reduction: str) -> Any:
     if not parts:
         return jnp.zeros_like(out)
     total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-    total = F.reduce(total, F.NONE if reduction == F.NONE else F.SUM, xp=jnp)
+    total = F.reduce(total, F.NONE if reduction == F.NONE else F.SUM, xp=JNP)
     return total.astype(out.dtype)
 
 
@@ -65,14 +66,14 @@ def scale_by_numel(g: Any, n: int, like: Any = None) -> Any:
 def _tangent(tangent: Any, terms: F.GradTerms) -> Any:
     """``F.apply_tangent``, its division by ``numel`` (``mean``) by :func:`scale_by_numel`."""
     if terms.numel is None:
-        return F.apply_tangent(tangent, terms, xp=jnp)
+        return F.apply_tangent(tangent, terms, xp=JNP)
     t = scale_by_numel(tangent.astype(F.chain_dtype(terms, jnp)), terms.numel, like=terms.coef)
-    return F.apply_tangent(t, terms._replace(numel=None), xp=jnp)
+    return F.apply_tangent(t, terms._replace(numel=None), xp=JNP)
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def bce(reduction: str, lazy: bool, x: Any, y: Any, w: Any) -> Any:
-    return F.bce(x, y, w, reduction, xp=jnp, lazy=lazy)
+    return F.bce(x, y, w, reduction, xp=JNP, lazy=lazy)
 
 
 def _bce_jvp(reduction: str, lazy: bool, primals: Any, tangents: Any) -> Any:
@@ -82,9 +83,9 @@ def _bce_jvp(reduction: str, lazy: bool, primals: Any, tangents: Any) -> Any:
     out = bce(reduction, lazy, x, y, w)
     parts = []
     if _live(xt):
-        parts.append(_tangent(xt, F.bce_input_grad_terms(x, y, w, reduction, xp=jnp)))
+        parts.append(_tangent(xt, F.bce_input_grad_terms(x, y, w, reduction, xp=JNP)))
     if _live(yt):
-        parts.append(_tangent(yt, F.bce_target_grad_terms(x, y, w, reduction, xp=jnp)))
+        parts.append(_tangent(yt, F.bce_target_grad_terms(x, y, w, reduction, xp=JNP)))
     return out, _tangent_out(parts, out, reduction)
 
 
@@ -93,7 +94,7 @@ bce.defjvp(_bce_jvp, symbolic_zeros=True)
 
 @partial(jax.custom_jvp, nondiff_argnums=(0,))
 def bce_with_logits(reduction: str, x: Any, t: Any, w: Any, p: Any) -> Any:
-    return F.bce_with_logits(x, t, w, p, reduction, xp=jnp)
+    return F.bce_with_logits(x, t, w, p, reduction, xp=JNP)
 
 
 def _bce_with_logits_jvp(reduction: str, primals: Any, tangents: Any) -> Any:
@@ -103,10 +104,10 @@ def _bce_with_logits_jvp(reduction: str, primals: Any, tangents: Any) -> Any:
     out = bce_with_logits(reduction, x, t, w, p)
     parts = []
     if _live(xt):
-        terms = F.bce_with_logits_input_grad_terms(x, t, w, p, reduction, xp=jnp)
+        terms = F.bce_with_logits_input_grad_terms(x, t, w, p, reduction, xp=JNP)
         parts.append(_tangent(xt, terms).astype(out.dtype))
     if _live(tt):
-        terms = F.bce_with_logits_target_grad_terms(x, t, w, p, reduction, xp=jnp)
+        terms = F.bce_with_logits_target_grad_terms(x, t, w, p, reduction, xp=JNP)
         parts.append(_tangent(tt, terms))
     return out, _tangent_out(parts, out, reduction)
 
@@ -124,8 +125,9 @@ def _jit_is_exact(dtype: Any) -> bool:
     product); a float16/bfloat16 product is then not rounded to half before the sum,
     which changes the result by a half ulp in ~1 element in 6. Op-by-op (eager)
     dispatch rounds every op, as torch does, so half types are not jitted here (under
-    the caller's own ``jit`` XLA decides). In float32/float64 a contraction is one
-    rounding fewer, within the forward's tolerance of a few ulps.
+    the caller's own ``jit`` XLA decides). In float32/float64 the formulas keep each
+    product rounded (``_jax_namespace.JaxNamespace.rounded``), so the fused computation
+    gives the op-by-op bits.
     """
     return not F.is_half(dtype, jnp)
 
@@ -154,9 +156,9 @@ def backward(
     Not jitted: under ``jit`` XLA rewrites ``(a / b) / c`` as ``a / (b * c)``, which
     is not torch's rounding; op by op it is exact.
     """
-    terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=jnp)
+    terms = F.grad_terms(logits, which, x, t, w, p, F.NONE, xp=JNP)
     chain = F.chain_dtype(terms, jnp)
-    out = F.apply_backward(jnp.asarray(g), terms._replace(dtype=chain), xp=jnp)
+    out = F.apply_backward(jnp.asarray(g), terms._replace(dtype=chain), xp=JNP)
     if reduction == F.MEAN:
         out = scale_by_numel(out, F.numel(x if which == "input" else t))
     return out.astype(terms.dtype)
