@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from backends import Backend, load
+from backends import BACKENDS, Backend, load
 from cases import probabilities, targets
-from conftest import BACKENDS
 from tolerances import ulps as tolerance
 
 import xbce
