@@ -289,7 +289,8 @@ def bench(session: nox.Session) -> None:
 @nox.session(default=False)
 def parity(session: nox.Session) -> None:
     """The main job: xbce against torch, every CPU backend x dtype; report in build/parity/."""
-    # tests/parity imports the test helpers (tests/comparisons.py, backends.py: torch; conftest: pytest, hypothesis).
+    # tests/parity imports the test helpers (tests/comparisons.py and backends.py need
+    # torch; the suite's conftest.py needs pytest and hypothesis).
     # Writes build/parity/cpu.{json,md,png} (ignored by git) and prints a summary;
     # `-- --verbose` prints every cell; `-- --update-docs` refreshes the committed
     # docs/parity/cpu.* instead (a maintainer's action, on a quiet machine).
