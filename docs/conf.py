@@ -25,6 +25,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS.parent))  # the checkout's xbce, even if not installed
@@ -131,6 +132,34 @@ def _tolerance_table() -> list[list[str]]:
     return rows
 
 
+def _table(css: str, header: list[str], rows: list[list[str]], widths: Any) -> Any:
+    """A docutils table: a header row, then ``rows``, plain text cells."""
+    from docutils import nodes
+
+    table = nodes.table(classes=[css])
+    group = nodes.tgroup(cols=len(header))
+    table += group
+    for width in widths:
+        group += nodes.colspec(colwidth=width)
+
+    def row(cells: list[str]) -> nodes.row:
+        r = nodes.row()
+        for text in cells:
+            entry = nodes.entry()
+            entry += nodes.paragraph(text=text)
+            r += entry
+        return r
+
+    head = nodes.thead()
+    head += row(header)
+    body = nodes.tbody()
+    for cells in rows:
+        body += row(cells)
+    group += head
+    group += body
+    return table
+
+
 def _make_tolerance_directive() -> type:
     from docutils import nodes
     from sphinx.util.docutils import SphinxDirective
@@ -149,28 +178,7 @@ def _make_tolerance_directive() -> type:
                 msg = f"cannot read the tolerance table from {path}: {err!r}"
                 return [self.state.document.reporter.warning(msg, line=self.lineno)]
             header = ["quantity", "dtype", "backend", "ulps", "why"]
-            table = nodes.table(classes=["xbce-tolerances"])
-            group = nodes.tgroup(cols=len(header))
-            table += group
-            for width in (12, 9, 16, 5, 58):
-                group += nodes.colspec(colwidth=width)
-
-            def row(cells: list[str]) -> nodes.row:
-                r = nodes.row()
-                for text in cells:
-                    entry = nodes.entry()
-                    entry += nodes.paragraph(text=text)
-                    r += entry
-                return r
-
-            head = nodes.thead()
-            head += row(header)
-            body = nodes.tbody()
-            for cells in rows:
-                body += row(cells)
-            group += head
-            group += body
-            return [table]
+            return [_table("xbce-tolerances", header, rows, (12, 9, 16, 5, 58))]
 
     return TolerancesDirective
 
@@ -199,28 +207,7 @@ def _make_conventions_directive() -> type:
             except Exception as err:  # a warning, which -W makes an error
                 msg = f"cannot compute the conventions table ({path}): {err!r}"
                 return [self.state.document.reporter.warning(msg, line=self.lineno)]
-            table = nodes.table(classes=["xbce-conventions"])
-            group = nodes.tgroup(cols=len(header))
-            table += group
-            for width in widths:
-                group += nodes.colspec(colwidth=width)
-
-            def row(cells: list[str]) -> nodes.row:
-                r = nodes.row()
-                for text in cells:
-                    entry = nodes.entry()
-                    entry += nodes.paragraph(text=text)
-                    r += entry
-                return r
-
-            head = nodes.thead()
-            head += row(header)
-            body = nodes.tbody()
-            for cells in rows:
-                body += row(cells)
-            group += head
-            group += body
-            return [table]
+            return [_table("xbce-conventions", header, rows, widths)]
 
     return ConventionsDirective
 
