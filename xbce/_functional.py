@@ -193,9 +193,11 @@ def binary_cross_entropy(
         between 0 and 1". Checked on eager arrays only (NumPy, CuPy,
         array-api-strict, PyTorch on any device, JAX outside transformations);
         on CUDA this is a normal exception, where PyTorch hits a device-side
-        assert. Lazy arrays (Dask, JAX tracers under ``jit``/``grad``/``vmap``,
+        assert. On Dask it is raised when the graph is computed, by the chunk task
+        that finds the bad value. Traced arrays (JAX under ``jit``/``grad``/``vmap``,
         ``torch.compile``, ``torch.func``) are never read: there an invalid element
-        makes the loss NaN instead.
+        makes the loss NaN instead (under :func:`xbce.checkify`, a JAX checkify
+        error with this message).
     ValueError and RuntimeError
         ``weight`` that does not broadcast into ``input.shape``.
     TypeError and RuntimeError
