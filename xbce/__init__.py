@@ -1,4 +1,4 @@
-"""xbce: binary cross-entropy that gives exactly what PyTorch gives, on every array library.
+"""xbce: PyTorch's binary cross-entropy (formula, errors, gradients) on every array library.
 
 ``binary_cross_entropy`` and ``binary_cross_entropy_with_logits`` mirror
 ``torch.nn.functional``; ``BCELoss`` and ``BCEWithLogitsLoss`` mirror ``torch.nn``.

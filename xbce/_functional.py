@@ -316,14 +316,7 @@ def binary_cross_entropy_with_logits(
         dtype, which may differ from ``input``'s (PyTorch's rule).
     weight : array, optional
         Rescales each element's loss; must broadcast into ``input.shape``.
-    size_average, reduce : bool, optional
-        Deprecated, as in PyTorch (positional arguments 4 and 5, as in PyTorch). If
-        either is given, they decide the reduction instead of ``reduction``: ``reduce``
-        false gives ``'none'``, else ``size_average`` false gives ``'sum'``, else
-        ``'mean'`` (a missing one counts as true), with PyTorch's ``UserWarning``
-        "size_average and reduce args will be deprecated, please use
-        reduction='...' instead.".
-    reduction : {'mean', 'sum', 'none'}
+    size_average, reduce, reduction
         As in :func:`binary_cross_entropy`.
     pos_weight : array, optional
         Weight of the positive term, broadcast right-aligned against the target:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.nn.modules.loss import _Loss, _WeightedLoss
 
-from . import _legacy
+from . import _functional, _legacy
 from ._functional import binary_cross_entropy, binary_cross_entropy_with_logits
 
 __all__ = [
@@ -70,7 +70,10 @@ class BCELoss(_WeightedLoss):  # type: ignore[misc]
         super().__init__(_tensor(weight), None, None, reduction)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Any:
-        return binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
+        # xbce's own formula (xbce._functional), never torch.nn.functional's kernel
+        return _functional.binary_cross_entropy(
+            input, target, weight=self.weight, reduction=self.reduction
+        )
 
 
 class BCEWithLogitsLoss(_Loss):  # type: ignore[misc]
@@ -109,6 +112,6 @@ class BCEWithLogitsLoss(_Loss):  # type: ignore[misc]
         self.pos_weight: torch.Tensor | None
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Any:
-        return binary_cross_entropy_with_logits(
+        return _functional.binary_cross_entropy_with_logits(
             input, target, self.weight, pos_weight=self.pos_weight, reduction=self.reduction
         )
