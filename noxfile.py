@@ -88,8 +88,7 @@ def numpy(session: nox.Session) -> None:
         "pytest",
         "--doctest-modules",
         "xbce",
-        "--ignore=xbce/_jax_autodiff.py",
-        "--ignore=xbce/_jax_namespace.py",
+        "--ignore=xbce/_jax_adapter.py",
         "--ignore=xbce/keras.py",  # needs Keras: tests/test_keras.py (nox -s conventions)
         env={"XBCE_BACKENDS": "numpy"},
     )

@@ -1,4 +1,5 @@
-"""xbce's evaluation strategies (``xbce._evaluate``) give the formula's values.
+"""xbce's evaluation strategies (``xbce._evaluate``, ``xbce._backends``) give the
+formula's values.
 
 Which NumPy ``log1p`` xbce uses depends on the CPU (NumPy's AVX-512 loop where it
 exists, a float64 detour elsewhere), so both are tested here on every machine.
@@ -16,7 +17,7 @@ from comparisons import assert_ulp_close
 from tolerances import ulps
 
 import xbce
-from xbce import _evaluate as E
+from xbce import _backends
 
 pytestmark = pytest.mark.skipif("numpy" not in BACKENDS, reason="NumPy backend not selected")
 
@@ -31,7 +32,7 @@ def test_float64_detour_log1p_is_within_an_ulp() -> None:
         [0.0, -0.0, -1.0, 2.0**-24, -(2.0**-23), np.inf, np.nan, -2.0],
     ]).astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):  # as xbce evaluates it
-        got = E._NumPyNamespace(array_namespace(u)).log1p(u)
+        got = _backends.NumPyNamespace(array_namespace(u)).log1p(u)
         ref = np.log1p(u.astype(np.float64)).astype(np.float32)
     assert got.dtype == np.float32
     assert_ulp_close(torch.from_numpy(got), torch.from_numpy(ref), 1, what="log1p")
@@ -41,7 +42,8 @@ def test_float64_detour_log1p_is_within_an_ulp() -> None:
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 def test_blocked_numpy_bce_with_either_log1p(monkeypatch: pytest.MonkeyPatch,
                                              vector_log1p: bool, reduction: str) -> None:
-    monkeypatch.setattr(E, "_numpy_has_vector_log1p", lambda: vector_log1p)
+    monkeypatch.setattr(_backends, "_numpy_has_vector_log1p", lambda: vector_log1p)
+    monkeypatch.setattr(_backends, "_BY_TYPE", {})  # backends made afresh: with that log1p
     rng = np.random.default_rng(1)
     x = rng.uniform(0.0, 1.0, 600_000).astype(np.float32)
     y = rng.uniform(0.0, 1.0, 600_000).astype(np.float32)

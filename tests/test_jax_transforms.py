@@ -148,7 +148,7 @@ def test_jacrev_and_jacfwd(jb: Backend, op: str, reduction: str) -> None:
     whole Jacobian row or column NaN through 0 * inf, in torch too): diagonal for none,
     torch's elementwise gradients on it; the gradient for mean. jacrev is torch's
     backward; jacfwd is the JVP on basis tangents, which applies the chain in the other
-    order (see _jax_autodiff)."""
+    order (see _jax_adapter)."""
     import jax
     import jax.numpy as jnp
 

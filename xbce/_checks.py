@@ -11,12 +11,12 @@ import operator
 from typing import Any
 
 from . import _messages
-from ._compat import is_numpy_namespace, is_torch
 from ._formulas import MEAN, NONE, SUM, numel
 from ._legacy import warn_at_caller
 
 Array = Any
-Namespace = Any
+Backend = Any  # _backends.Backend: its ``xp``, ``torch_wording``, ``on_host`` and
+#                ``refuse_gradients`` are all these checks ask of a library
 
 
 class InvalidValueError(ValueError, RuntimeError):
@@ -96,23 +96,27 @@ def same_shape(x: Array, y: Array, *, logits: bool) -> None:
     raise ShapeMismatchError(msg)
 
 
-def floating(x: Array, op: str, xp: Namespace) -> None:
+def floating(x: Array, op: str, backend: Backend) -> None:
     """``x`` must be real floating (PyTorch's dispatch: "not implemented for 'Long'")."""
-    if not xp.isdtype(x.dtype, "real floating"):
-        kernel = _messages.kernel_name(op, x, xp)
+    if not backend.xp.isdtype(x.dtype, "real floating"):
+        torch = backend.torch_wording
+        kernel = _messages.kernel_name(op, x, torch)
         raise UnsupportedDtypeError(
-            f"\"{kernel}\" not implemented for '{_messages.dtype_name(x.dtype, xp)}'"
+            f"\"{kernel}\" not implemented for '{_messages.dtype_name(x.dtype, torch)}'"
         )
 
 
-def same_dtype(x: Array, y: Array, xp: Namespace) -> None:
+def same_dtype(x: Array, y: Array, backend: Backend) -> None:
     if x.dtype != y.dtype:
-        found, expected = _messages.dtype_name(y.dtype, xp), _messages.dtype_name(x.dtype, xp)
+        torch = backend.torch_wording
+        found = _messages.dtype_name(y.dtype, torch)
+        expected = _messages.dtype_name(x.dtype, torch)
         raise DtypeMismatchError(f"Found dtype {found} but expected {expected}")
 
 
-def logits_target(t: Array, x: Array, xp: Namespace) -> None:
+def logits_target(t: Array, x: Array, backend: Backend) -> None:
     """BCE-with-logits computes in the target's dtype, so it must be floating."""
+    xp, torch = backend.xp, backend.torch_wording
     if xp.isdtype(t.dtype, "bool"):
         raise UnsupportedDtypeError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -120,41 +124,41 @@ def logits_target(t: Array, x: Array, xp: Namespace) -> None:
         )
     if not xp.isdtype(t.dtype, "real floating"):
         raise UnsupportedDtypeError(
-            f"result type {_messages.dtype_name(x.dtype, xp)} can't be cast to the desired output "
-            f"type {_messages.dtype_name(t.dtype, xp)}"
+            f"result type {_messages.dtype_name(x.dtype, torch)} can't be cast to the desired "
+            f"output type {_messages.dtype_name(t.dtype, torch)}"
         )
 
 
-def not_bool(p: Array, xp: Namespace) -> None:
+def not_bool(p: Array, backend: Backend) -> None:
     """A bool ``pos_weight``: PyTorch's ``pos_weight - 1`` refuses it."""
-    if xp.isdtype(p.dtype, "bool"):
+    if backend.xp.isdtype(p.dtype, "bool"):
         raise UnsupportedDtypeError(
             "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
             "trying to invert a mask, use the `~` or `logical_not()` operator instead."
         )
 
 
-def broadcastable(w: Array, shape: tuple[int, ...], xp: Namespace) -> None:
+def broadcastable(w: Array, shape: tuple[int, ...], backend: Backend) -> None:
     """binary_cross_entropy's Python-side ``torch.broadcast_shapes(target, weight)``
-    (on torch tensors; elsewhere :func:`broadcasts_into` says it all, later)."""
-    if is_torch(xp):
+    (in torch's words; elsewhere :func:`broadcasts_into` says it all, later)."""
+    if backend.torch_wording:
         _, msg = _messages.broadcast_shapes(tuple(shape), tuple(w.shape))
         if msg is not None:
             raise ShapeMismatchError(msg)
 
 
 def broadcasts_into(
-    w: Array, shape: tuple[int, ...], name: str, xp: Namespace, *, into: str = "bce"
+    w: Array, shape: tuple[int, ...], name: str, backend: Backend, *, into: str = "bce"
 ) -> None:
     """``w`` must broadcast into ``shape`` (right-aligned); the result never grows.
 
-    On torch tensors the message is the one PyTorch raises where it applies ``w``:
+    In torch's words (torch tensors) the message is the one PyTorch raises where it applies ``w``:
     ``into='bce'``, binary_cross_entropy's ``weight`` (``broadcast_shapes`` with the
     target, then ``loss.mul_(weight)``); ``'result'``, ``loss.mul_(w)`` (the loss is
     tensor a); ``'pos_weight'``, ``(pos_weight - 1).mul(target)`` (pos_weight is
     tensor a), then ``log_sigmoid.mul_(...)``."""
     wshape, shape = tuple(w.shape), tuple(shape)
-    if is_torch(xp):
+    if backend.torch_wording:
         if into == "bce":
             common, msg = _messages.broadcast_shapes(shape, wshape)
             grown: tuple[int, ...] = tuple(common)
@@ -186,28 +190,9 @@ def broadcasts_into(
         )
 
 
-def not_differentiable(op: str, **named: Any) -> None:
-    """torch refuses ``weight``/``pos_weight`` that require grad (under grad mode)."""
-    import torch  # only reached for torch tensors
-
-    if not torch.is_grad_enabled():
-        return
-    for name, a in named.items():
-        if a is not None and a.requires_grad:
-            raise RuntimeError(
-                f"The function '{op}' is not differentiable with respect to argument "
-                f"'{name}'. This input cannot have requires_grad True."
-            )
-
-
-def _on_host(x: Array, xp: Namespace) -> bool:
-    """Whether reading a 0-d value costs no device synchronisation (NumPy, torch CPU)."""
-    if is_numpy_namespace(xp):
-        return True
-    return is_torch(xp) and bool(x.device.type == "cpu")
-
-
-def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = None) -> None:
+def unit_interval(
+    x: Array, y: Array, backend: Backend, *, reduced: Array | None = None
+) -> None:
     """Eager arrays only: every input and target element must lie in [0, 1].
 
     One host synchronisation: ``min``/``max`` propagate NaN, and NaN fails both
@@ -220,12 +205,13 @@ def unit_interval(x: Array, y: Array, xp: Namespace, *, reduced: Array | None = 
     """
     if numel(x) == 0:
         return
+    xp = backend.xp
     conditions = [xp.min(y) >= 0, xp.max(y) <= 1]
     if reduced is None:
         conditions += [xp.min(x) >= 0, xp.max(x) <= 1]
     else:
         conditions.append(reduced == reduced)  # not NaN, in one op
-    if _on_host(x, xp):  # reading 0-d values is free: no chain of ops on them
+    if backend.on_host(x):  # reading 0-d values is free: no chain of ops on them
         ok = all(map(bool, conditions))
     else:  # one host synchronisation for all of them
         ok = bool(functools.reduce(operator.and_, conditions))
@@ -248,36 +234,37 @@ def arguments(
     input: Array,
     target: Array,
     reduction: str,
-    xp: Namespace,
+    backend: Backend,
     *,
     weight: Array | None = None,
     pos_weight: Array | None = None,
     grad_output: Array | None = None,
 ) -> None:
     """Every check of the arguments that reads no values, in the order PyTorch makes
-    them (its first error is the one raised). ``reduction`` is already validated."""
+    them (its first error is the one raised). ``reduction`` is already validated.
+
+    ``backend`` is the call's (``_backends``): torch tensors get torch's words, and
+    torch refuses a weight that requires grad."""
     op = "binary_cross_entropy_with_logits" if logits else "binary_cross_entropy"
     same_shape(input, target, logits=logits)
     shape = tuple(input.shape)
     # in the order PyTorch checks (its first error is the one raised)
     if logits:
-        floating(input, "log_sigmoid", xp)
+        floating(input, "log_sigmoid", backend)
         if pos_weight is not None:
-            broadcasts_into(pos_weight, shape, "pos_weight", xp, into="pos_weight")
-            not_bool(pos_weight, xp)
-        logits_target(target, input, xp)
+            broadcasts_into(pos_weight, shape, "pos_weight", backend, into="pos_weight")
+            not_bool(pos_weight, backend)
+        logits_target(target, input, backend)
         if weight is not None:
-            broadcasts_into(weight, shape, "weight", xp, into="result")
+            broadcasts_into(weight, shape, "weight", backend, into="result")
     else:
         if weight is not None:
-            broadcastable(weight, shape, xp)
-        same_dtype(input, target, xp)
-        floating(input, op, xp)
+            broadcastable(weight, shape, backend)
+        same_dtype(input, target, backend)
+        floating(input, op, backend)
         if weight is not None:
-            broadcasts_into(weight, shape, "weight", xp, into="bce")
+            broadcasts_into(weight, shape, "weight", backend, into="bce")
     if grad_output is not None:
-        broadcasts_into(
-            grad_output, () if reduction != NONE else shape, "grad_output", xp, into="result"
-        )
-    if is_torch(xp):
-        not_differentiable(op, weight=weight, pos_weight=pos_weight)
+        shape_out = () if reduction != NONE else shape
+        broadcasts_into(grad_output, shape_out, "grad_output", backend, into="result")
+    backend.refuse_gradients(op, weight, pos_weight)

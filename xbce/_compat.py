@@ -40,15 +40,6 @@ __all__ = [
     "is_jax_namespace",
     "is_lazy_array",
     "is_numpy_namespace",
-    "is_torch",
     "is_torch_namespace",
 ]
 
-
-def is_torch(xp: object) -> bool:
-    """``is_torch_namespace`` without its ``functools.lru_cache`` (which ``torch.compile``
-    warns about and cannot trace): torch itself, or a compat module's ``torch``,
-    wherever array-api-compat is vendored; also the torch stand-in namespace, which
-    forwards ``__name__`` to the compat module."""
-    name = getattr(xp, "__name__", "")
-    return name == "torch" or name.endswith("array_api_compat.torch")

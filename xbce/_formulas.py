@@ -3,7 +3,7 @@
 Every function here takes the array namespace ``xp`` as a required keyword and uses
 only the standard, so the same lines run on NumPy, PyTorch, JAX, CuPy, Dask and
 ``array-api-strict``. Nothing here validates arguments (see ``_checks``) and nothing
-here knows about autodiff (see ``_torch_autograd`` and ``_jax_autodiff``, which only
+here knows about autodiff (see ``_torch_adapter`` and ``_jax_adapter``, which only
 wire the gradient terms below into their frameworks).
 
 The op order and the per-op rounding are PyTorch 2.13's CPU kernels
@@ -103,7 +103,7 @@ def rounded(a: Array, *, xp: Namespace, cancels: bool = True) -> Array:
 
     torch rounds every product (no fused multiply-add on x86-64); an optimizing
     compiler may contract ``a * b - c`` into one fused multiply-add, one rounding
-    fewer. A namespace whose compiler does that (XLA's: ``_jax_namespace``) provides
+    fewer. A namespace whose compiler does that (XLA's: ``_jax_adapter``) provides
     ``xp.rounded`` to prevent it; elsewhere this is ``a`` itself. ``cancels=False``
     tells it that nothing cancels in that addition (a fused multiply-add then moves
     the result by at most an ulp), so it may skip the cost."""
@@ -130,8 +130,8 @@ def _sigmoid(x: Array, xp: Namespace) -> Array:
 def log_sigmoid(x: Array, *, xp: Namespace) -> Array:
     """``log(sigmoid(x))`` as torch computes it (half types in float32, rounded once).
 
-    The namespace's own primitive where it has one (``xp.log_sigmoid``: the backend
-    layer, ``_evaluate``, gives torch's there), else the array-API composition."""
+    The namespace's own primitive where it has one (``xp.log_sigmoid``: the torch
+    adapter's namespace gives torch's there), else the array-API composition."""
     native = getattr(xp, "log_sigmoid", None)
     if native is not None:
         return native(x)
@@ -175,8 +175,21 @@ def reduce(loss: Array, reduction: str, *, xp: Namespace) -> Array:
     return xp.asarray(total) if isinstance(total, numbers.Number) else total
 
 
-def scale_by_numel(g: Array, n: int, xp: Namespace) -> Array:
-    """``g.div_(numel)``: the divisor is a float32/float64 scalar, never a half."""
+def mean_count(reduction: str, like: Array) -> int | None:
+    """The divisor of ``mean`` (torch's ``numel``) for a gradient of ``like``'s shape;
+    ``None`` (no division) for ``sum`` and ``none``."""
+    return numel(like) if reduction == MEAN else None
+
+
+def scale_by_numel(g: Array, n: int, xp: Namespace, *, like: Array | None = None) -> Array:
+    """``g.div_(numel)``: the divisor is a float32/float64 scalar, never a half.
+
+    ``xp.scale_by_numel(g, n, like)`` where the namespace has one (XLA rewrites a
+    division by a constant as a multiplication: the JAX adapter keeps it a division);
+    ``like`` is a primal array of ``g``'s shape (see there)."""
+    native = getattr(xp, "scale_by_numel", None)
+    if native is not None:
+        return native(g, n, g if like is None else like)
     if is_half(g.dtype, xp):
         return xp.astype(xp.astype(g, xp.float32) / n, g.dtype)
     return g / n
@@ -275,6 +288,41 @@ def bce_with_logits(
     return reduce(bce_with_logits_loss(x, t, weight, pos_weight, xp=xp), reduction, xp=xp)
 
 
+def elementwise_loss(
+    logits: bool,
+    x: Array,
+    t: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    *,
+    xp: Namespace,
+    lazy: bool = False,
+) -> Array:
+    """Either loss per element (``reduction='none'``), in one argument order for both:
+    :func:`bce_with_logits_loss` (``logits``), else :func:`bce_loss` (``pos_weight``
+    is ``None``; ``lazy`` poisons bad targets)."""
+    if logits:
+        return bce_with_logits_loss(x, t, weight, pos_weight, xp=xp)
+    return bce_loss(x, t, weight, xp=xp, lazy=lazy)
+
+
+def loss(
+    logits: bool,
+    x: Array,
+    t: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    reduction: str,
+    *,
+    xp: Namespace,
+    lazy: bool = False,
+) -> Array:
+    """Either loss, reduced: :func:`bce_with_logits` or :func:`bce`."""
+    if logits:
+        return bce_with_logits(x, t, weight, pos_weight, reduction, xp=xp)
+    return bce(x, t, weight, reduction, xp=xp, lazy=lazy)
+
+
 def poison_out_of_range_targets(loss: Array, y: Array, *, xp: Namespace) -> Array:
     """Lazy arrays only: NaN where the BCE target is outside [0, 1] (or NaN).
 
@@ -318,18 +366,17 @@ def _terms(
     coef: Array,
     divisor: Array | None,
     weight: Array | None,
-    reduction: str,
+    count: int | None,
     like: Array,
     *,
     grad_in_place: bool = True,
     weight_in_place: bool = True,
 ) -> GradTerms:
-    n = numel(like) if reduction == MEAN else None
-    return GradTerms(coef, divisor, weight, n, like.dtype, grad_in_place, weight_in_place)
+    return GradTerms(coef, divisor, weight, count, like.dtype, grad_in_place, weight_in_place)
 
 
 def bce_input_grad_terms(
-    x: Array, y: Array, weight: Array | None, reduction: str, *, xp: Namespace
+    x: Array, y: Array, weight: Array | None, count: int | None, *, xp: Namespace
 ) -> GradTerms:
     """``grad * (x - y) / max((1 - x) * x, eps) * weight [/ numel]`` (Loss.cpp).
 
@@ -346,18 +393,18 @@ def bce_input_grad_terms(
         # x.dtype as torch's cast of 1e-12f does (bfloat16 included)
         divisor = xp.maximum(d, BACKWARD_EPS)
     w = None if weight is None else expanded_weight(weight, x, xp=xp)
-    return _terms(x - y, divisor, w, reduction, x)
+    return _terms(x - y, divisor, w, count, x)
 
 
 def bce_target_grad_terms(
-    x: Array, y: Array, weight: Array | None, reduction: str, *, xp: Namespace
+    x: Array, y: Array, weight: Array | None, count: int | None, *, xp: Namespace
 ) -> GradTerms:
     """``-logit(x) * grad * weight [/ numel]``, ``logit(x) = log(x / (1 - x))``.
 
     Unclamped, so +inf at ``x = 0`` and -inf at ``x = 1`` (FunctionsManual.cpp).
     """
     w = None if weight is None else expanded_weight(weight, x, xp=xp)
-    return _terms(-xp.log(x / (1.0 - x)), None, w, reduction, y)
+    return _terms(-xp.log(x / (1.0 - x)), None, w, count, y)
 
 
 def _float_pos_weight(pos_weight: Array, t: Array, xp: Namespace) -> Array:
@@ -371,7 +418,7 @@ def bce_with_logits_input_grad_terms(
     t: Array,
     weight: Array | None,
     pos_weight: Array | None,
-    reduction: str,
+    count: int | None,
     *,
     xp: Namespace,
     in_place: bool = True,
@@ -393,7 +440,7 @@ def bce_with_logits_input_grad_terms(
         coef = rounded(_torch_op(coef, sig, "mul", xp, in_place=in_place), xp=xp)
         coef = _torch_op(coef, pt, "sub", xp, in_place=in_place)
     return _terms(
-        coef, None, weight, reduction, x, grad_in_place=in_place, weight_in_place=in_place
+        coef, None, weight, count, x, grad_in_place=in_place, weight_in_place=in_place
     )
 
 
@@ -402,7 +449,7 @@ def bce_with_logits_target_grad_terms(
     t: Array,
     weight: Array | None,
     pos_weight: Array | None,
-    reduction: str,
+    count: int | None,
     *,
     xp: Namespace,
     in_place: bool = True,
@@ -414,11 +461,11 @@ def bce_with_logits_target_grad_terms(
     out of place for ``torch.func``/``torch.compile`` tensors, ``in_place=False``);
     without, ``-x * grad`` (promoting); then ``.mul_(weight)`` in place."""
     if pos_weight is None:
-        return _terms(-x, None, weight, reduction, t, grad_in_place=False)
+        return _terms(-x, None, weight, count, t, grad_in_place=False)
     p = _float_pos_weight(pos_weight, t, xp)
     scaled = rounded(_torch_op(log_sigmoid(x, xp=xp), p, "mul", xp, in_place=in_place), xp=xp)
     coef = _torch_op(log_sigmoid(-x, xp=xp), scaled, "sub", xp, in_place=in_place)
-    return _terms(coef, None, weight, reduction, t, grad_in_place=in_place)
+    return _terms(coef, None, weight, count, t, grad_in_place=in_place)
 
 
 def chain_dtype(terms: GradTerms, xp: Namespace) -> Any:
@@ -437,7 +484,7 @@ def grad_terms(
     t: Array,
     weight: Array | None,
     pos_weight: Array | None,
-    reduction: str,
+    count: int | None,
     *,
     xp: Namespace,
     in_place: bool = True,
@@ -445,7 +492,9 @@ def grad_terms(
     """The terms of the gradient of BCE (``logits=False``, ``pos_weight`` unused) or
     BCE-with-logits with respect to ``which``: ``"input"`` or ``"target"``.
 
-    ``in_place``: whether torch's BCE-with-logits backward runs its in-place ops (its
+    ``count`` is ``mean``'s divisor (:func:`mean_count`: the whole array's element
+    count, also when the chain is applied block by block), ``None`` for ``sum`` and
+    ``none``. ``in_place``: whether torch's BCE-with-logits backward runs its in-place ops (its
     plain backward) or their out-of-place forms (see
     :func:`bce_with_logits_input_grad_terms`); only mixed dtypes tell them apart."""
     if logits:
@@ -454,13 +503,21 @@ def grad_terms(
             if which == "input"
             else bce_with_logits_target_grad_terms
         )
-        return make(x, t, weight, pos_weight, reduction, xp=xp, in_place=in_place)
+        return make(x, t, weight, pos_weight, count, xp=xp, in_place=in_place)
     make_bce = bce_input_grad_terms if which == "input" else bce_target_grad_terms
-    return make_bce(x, t, weight, reduction, xp=xp)
+    return make_bce(x, t, weight, count, xp=xp)
 
 
-def apply_backward(grad: Array, terms: GradTerms, *, xp: Namespace) -> Array:
-    """Apply ``terms`` to an upstream gradient in torch's order (the VJP)."""
+def apply_backward(
+    grad: Array, terms: GradTerms, *, xp: Namespace, dtype: Any = None
+) -> Array:
+    """Apply ``terms`` to an upstream gradient in torch's order (the VJP), cast last to
+    ``dtype`` (default ``terms.dtype``, the argument's; torch's forward-mode formula
+    gives the loss's dtype instead).
+
+    The one gradient chain of xbce: torch autograd's backward and JVP, the JAX JVP
+    (through its transpose, :func:`apply_tangent`) and the explicit ``*_backward``
+    functions all apply it, ``/ numel`` included."""
     if terms.divisor is not None:  # BCE: torch's scalar kernel, one dtype throughout
         g = _cast(grad * terms.coef / terms.divisor, terms.coef.dtype, xp)
     else:
@@ -468,15 +525,15 @@ def apply_backward(grad: Array, terms: GradTerms, *, xp: Namespace) -> Array:
     if terms.weight is not None:
         g = _torch_op(g, terms.weight, "mul", xp, in_place=terms.weight_in_place)
     if terms.numel is not None:
-        g = scale_by_numel(g, terms.numel, xp)
-    return _cast(g, terms.dtype, xp)
+        g = scale_by_numel(g, terms.numel, xp, like=terms.coef)
+    return _cast(g, terms.dtype if dtype is None else dtype, xp)
 
 
 def apply_tangent(tangent: Array, terms: GradTerms, *, xp: Namespace) -> Array:
     """The same chain in reverse order (the JVP); its transpose is ``apply_backward``."""
     t = _cast(tangent, chain_dtype(terms, xp), xp)
     if terms.numel is not None:
-        t = scale_by_numel(t, terms.numel, xp)
+        t = scale_by_numel(t, terms.numel, xp, like=terms.coef)
     if terms.weight is not None:
         t = _in_place(t, terms.weight, "mul", xp)
     if terms.divisor is not None:

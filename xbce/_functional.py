@@ -1,129 +1,51 @@
-"""Public functions: check arguments, pick the namespace, hand over to the formulas.
+"""The public functions: one dispatch path for both losses and their gradients.
 
-Each function infers ``xp`` from its arrays, raises PyTorch's errors before touching
-data, then evaluates ``_formulas`` in that namespace: directly (NumPy, CuPy, Dask,
-array-api-strict, torch without autograd), through ``torch.autograd`` when torch
-would record gradients, or through ``jax.custom_jvp`` for JAX arrays.
+Each function maps PyTorch's legacy arguments, validates ``reduction``, and hands the
+call, in one argument order (``logits, input, target, weight, pos_weight,
+reduction``), to the backend policy: :func:`_backends.of` picks the backend of the
+arrays once per call (converting NumPy arrays and Python scalars that join another
+library's arrays), and that one object carries the call out (``Backend.loss``,
+``Backend.gradient``).
 """
 
 from __future__ import annotations
 
-import sys
-from functools import partial
 from typing import Any
 
-from . import _checks, _legacy
-from . import _evaluate as E
-from . import _formulas as F
-from ._compat import (
-    array_namespace,
-    is_dask_namespace,
-    is_jax_namespace,
-    is_lazy_array,
-    is_numpy_namespace,
-    is_torch_namespace,
-)
-from ._libraries import one_library, returns_arrays
+from . import _backends, _checks, _legacy
 
 Array = Any
 
-_BCE = "binary_cross_entropy"
-_BCEWL = "binary_cross_entropy_with_logits"
 
-
-# ------------------------------------------------------------------ backend helpers
-def _is_lazy(xp: Any, *arrays: Array) -> bool:
-    """Arrays whose values xbce must not read: tracers, task graphs, fake tensors."""
-    if is_dask_namespace(xp):
-        return True
-    if is_jax_namespace(xp):
-        import jax
-
-        if any(isinstance(a, jax.core.Tracer) for a in arrays):
-            return True
-        # concrete arrays inside a trace (closed over by a jitted function, or handed
-        # to a function by ``checkify``): every op on them gives a tracer
-        try:
-            from jax._src.core import trace_ctx
-        except ImportError:  # a JAX without it: tracer arguments are what we can see
-            return False
-        return not trace_ctx.is_top_level()
-    if is_torch_namespace(xp):
-        import torch
-
-        if torch.compiler.is_compiling():
-            return True
-        wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-        return any(wrapped(a) or a.is_meta for a in arrays)
-    if is_numpy_namespace(xp):
-        return False
-    # any other library: array-api-compat knows which of its arrays cannot be read
-    return any(is_lazy_array(a) for a in arrays)
-
-
-#: array-api-compat's namespace by array type, for NumPy and torch (whose namespace the
-#: type alone decides): ``array_namespace`` costs ~8 us per call
-_NAMESPACE_BY_TYPE: dict[type, Any] = {}
-
-
-def _namespace(*arrays: Array | None) -> Any:
-    types = {type(a) for a in arrays if a is not None}
-    only = types.pop() if len(types) == 1 else None
-    xp = _NAMESPACE_BY_TYPE.get(only) if only is not None else None
-    if xp is None:
-        xp = array_namespace(*arrays)
-        if only is not None and (is_numpy_namespace(xp) or is_torch_namespace(xp)):
-            _NAMESPACE_BY_TYPE[only] = xp
-    return xp
-
-
-def _prepare(
-    op: str,
+def _loss(
+    logits: bool,
     input: Array,
     target: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
     reduction: str,
-    *,
-    weight: Array | None = None,
-    pos_weight: Array | None = None,
-    grad_output: Array | None = None,
-) -> tuple[Any, str]:
-    """Every check that does not read values; returns ``(xp, reduction)``."""
+) -> Array:
+    reduction = _checks.reduction(reduction)  # before anything else, as torch
+    backend, (x, t, w, p, _) = _backends.of(input, target, weight, pos_weight)
+    return backend.loss(logits, x, t, w, p, reduction)
+
+
+def _gradient(
+    logits: bool,
+    which: str,
+    grad_output: Array,
+    input: Array,
+    target: Array,
+    weight: Array | None,
+    pos_weight: Array | None,
+    reduction: str,
+) -> Array:
     reduction = _checks.reduction(reduction)
-    _checks.arrays(
-        input=input, target=target, weight=weight, pos_weight=pos_weight, grad_output=grad_output
-    )
-    xp = _namespace(input, target, weight, pos_weight, grad_output)
-    _checks.arguments(op == _BCEWL, input, target, reduction, xp, weight=weight,
-                      pos_weight=pos_weight, grad_output=grad_output)
-    return xp, reduction
-
-
-def _torch_adapter(*arrays: Array | None) -> Any:
-    """The torch adapter (``_torch_autograd``) when every array is a torch tensor, else
-    ``None``: it runs the whole call (checks, autocast, autograd, ``torch.compile``)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    for a in arrays:
-        if a is not None and not isinstance(a, torch.Tensor):
-            return None
-    from . import _torch_autograd as T
-
-    return T
-
-
-def _autocast(*arrays: Array | None) -> tuple[Any, ...]:
-    """Under ``torch.autocast``, torch's casts of the arguments (``_torch_autograd``)."""
-    torch = sys.modules.get("torch")
-    if torch is None or not isinstance(arrays[0], torch.Tensor):
-        return arrays
-    from . import _torch_autograd as T
-
-    return T.autocast(*arrays)
+    backend, (x, t, w, p, g) = _backends.of(input, target, weight, pos_weight, grad_output)
+    return backend.gradient(logits, which, g, x, t, w, p, reduction)
 
 
 # ------------------------------------------------------------------------- forward
-@returns_arrays
 def binary_cross_entropy(
     input: Array,
     target: Array,
@@ -227,60 +149,9 @@ def binary_cross_entropy(
     1.2105705738067627
     """
     reduction = _legacy.reduction(size_average, reduce, reduction)
-    torch_adapter = _torch_adapter(input, target, weight)
-    if torch_adapter is not None:
-        return torch_adapter.binary_cross_entropy(input, target, weight, reduction)
-    input, target, weight, _, _ = one_library(input, target, weight)
-    input, target, weight = _autocast(input, target, weight)
-    xp, reduction = _prepare(_BCE, input, target, reduction, weight=weight)
-    lazy = _is_lazy(xp, input, target)
-    if lazy:
-        return _bce(xp, True, input, target, weight, reduction)
-    if reduction == F.NONE:
-        _checks.unit_interval(input, target, xp)
-        return _bce(xp, False, input, target, weight, reduction)
-    out = _bce(xp, False, input, target, weight, reduction)
-    _checks.unit_interval(input, target, xp, reduced=out)  # raises before returning
-    return out
+    return _loss(False, input, target, weight, None, reduction)
 
 
-def _bce_chunk(x: Array, y: Array, w: Array | None, *, xp: Any) -> Array:
-    """BCE of one Dask chunk (NumPy arrays), checked as an eager call is.
-
-    Runs inside the chunk's own task at compute time: the error reaches ``compute()``
-    with torch's class and message, without another pass or graph layer. The value
-    check rides on the chunk's summed loss (see :func:`_checks.unit_interval`)."""
-    _checks.same_shape(x, y, logits=False)  # blocks of arrays of unknown size
-    loss = F.bce_loss(x, y, w, xp=xp)
-    _checks.unit_interval(x, y, xp, reduced=xp.sum(loss))
-    return loss
-
-
-def _bce_with_logits_chunk(
-    x: Array, t: Array, w: Array | None, p: Array | None, *, xp: Any
-) -> Array:
-    """BCE-with-logits of one Dask chunk: only the shape check of blocks of unknown size."""
-    _checks.same_shape(x, t, logits=True)
-    return F.bce_with_logits_loss(x, t, w, p, xp=xp)
-
-
-def _bce(xp: Any, lazy: bool, x: Array, y: Array, w: Array | None, reduction: str) -> Array:
-    if is_dask_namespace(xp):
-        return E.reduced(_bce_chunk, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
-    if is_torch_namespace(xp):
-        from . import _torch_autograd as T
-
-        if T.needs_autograd(x, y, lazy=lazy):
-            return T.BinaryCrossEntropy.apply(x, y, w, reduction, lazy, xp)  # type: ignore[no-untyped-call]
-    elif is_jax_namespace(xp):
-        from . import _jax_autodiff as J
-
-        return J.evaluate_bce(reduction, lazy, x, y, w)
-    fn = partial(F.bce_loss, lazy=lazy)
-    return E.reduced(fn, x, x, y, w, dtype=x.dtype, reduction=reduction, xp=xp)
-
-
-@returns_arrays
 def binary_cross_entropy_with_logits(
     input: Array,
     target: Array,
@@ -360,74 +231,10 @@ def binary_cross_entropy_with_logits(
     0.201413
     """
     reduction = _legacy.reduction(size_average, reduce, reduction)
-    torch_adapter = _torch_adapter(input, target, weight, pos_weight)
-    if torch_adapter is not None:
-        return torch_adapter.binary_cross_entropy_with_logits(
-            input, target, weight, reduction, pos_weight
-        )
-    input, target, weight, pos_weight, _ = one_library(input, target, weight, pos_weight)
-    input, target, weight, pos_weight = _autocast(input, target, weight, pos_weight)
-    xp, reduction = _prepare(
-        _BCEWL, input, target, reduction, weight=weight, pos_weight=pos_weight
-    )
-    lazy = _is_lazy(xp, input, target)
-    if is_torch_namespace(xp):
-        from . import _torch_autograd as T
-
-        if T.needs_autograd(input, target, lazy=lazy):
-            return T.BinaryCrossEntropyWithLogits.apply(  # type: ignore[no-untyped-call]
-                input, target, weight, pos_weight, reduction, lazy, xp
-            )
-    elif is_jax_namespace(xp):
-        from . import _jax_autodiff as J
-
-        return J.evaluate_bce_with_logits(reduction, lazy, input, target, weight, pos_weight)
-    return E.reduced(
-        _bce_with_logits_chunk if is_dask_namespace(xp) else F.bce_with_logits_loss,
-        input,
-        input,
-        target,
-        weight,
-        pos_weight,
-        dtype=target.dtype,
-        reduction=reduction,
-        xp=xp,
-    )
+    return _loss(True, input, target, weight, pos_weight, reduction)
 
 
 # ------------------------------------------------------------------------ backward
-def _backward(
-    op: str,
-    which: str,
-    grad_output: Array,
-    input: Array,
-    target: Array,
-    weight: Array | None,
-    pos_weight: Array | None,
-    reduction: str,
-) -> Array:
-    input, target, weight, pos_weight, grad_output = one_library(
-        input, target, weight, pos_weight, grad_output
-    )
-    xp, reduction = _prepare(
-        op,
-        input,
-        target,
-        reduction,
-        weight=weight,
-        pos_weight=pos_weight,
-        grad_output=grad_output,
-    )
-    if is_jax_namespace(xp):
-        from . import _jax_autodiff as J
-
-        return J.backward(op == _BCEWL, which, reduction, grad_output, input, target, weight,
-                          pos_weight)
-    return E.gradient(op == _BCEWL, which, grad_output, input, target, weight, pos_weight,
-                      reduction, xp=xp)
-
-
-@returns_arrays
 def binary_cross_entropy_backward(
     grad_output: Array,
     input: Array,
@@ -463,10 +270,9 @@ def binary_cross_entropy_backward(
     array
         Shape and dtype of ``input``.
     """
-    return _backward(_BCE, "input", grad_output, input, target, weight, None, reduction)
+    return _gradient(False, "input", grad_output, input, target, weight, None, reduction)
 
 
-@returns_arrays
 def binary_cross_entropy_target_backward(
     grad_output: Array,
     input: Array,
@@ -488,10 +294,9 @@ def binary_cross_entropy_target_backward(
     array
         Shape and dtype of ``target``.
     """
-    return _backward(_BCE, "target", grad_output, input, target, weight, None, reduction)
+    return _gradient(False, "target", grad_output, input, target, weight, None, reduction)
 
 
-@returns_arrays
 def binary_cross_entropy_with_logits_backward(
     grad_output: Array,
     input: Array,
@@ -516,10 +321,9 @@ def binary_cross_entropy_with_logits_backward(
     array
         Shape and dtype of ``input``.
     """
-    return _backward(_BCEWL, "input", grad_output, input, target, weight, pos_weight, reduction)
+    return _gradient(True, "input", grad_output, input, target, weight, pos_weight, reduction)
 
 
-@returns_arrays
 def binary_cross_entropy_with_logits_target_backward(
     grad_output: Array,
     input: Array,
@@ -540,4 +344,4 @@ def binary_cross_entropy_with_logits_target_backward(
     array
         Shape and dtype of ``target``.
     """
-    return _backward(_BCEWL, "target", grad_output, input, target, weight, pos_weight, reduction)
+    return _gradient(True, "target", grad_output, input, target, weight, pos_weight, reduction)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._compat import is_torch
-
 #: c10's ScalarType names, by the name after ``torch.`` in ``str(dtype)``
 _TORCH_NAMES = {
     "float16": "Half",
@@ -44,15 +42,15 @@ def natural_name(dtype: Any) -> str:
     return str(dtype).removeprefix("torch.").removeprefix("array_api_strict.")
 
 
-def dtype_name(dtype: Any, xp: Any) -> str:
-    """``Float``, ``Long``, ... for torch (c10's names); the natural name elsewhere."""
+def dtype_name(dtype: Any, torch_wording: bool) -> str:
+    """``Float``, ``Long``, ... in torch's words (c10's names); else the natural name."""
     name = natural_name(dtype)
-    return _TORCH_NAMES.get(name, name) if is_torch(xp) else name
+    return _TORCH_NAMES.get(name, name) if torch_wording else name
 
 
-def kernel_name(op: str, x: Any, xp: Any) -> str:
+def kernel_name(op: str, x: Any, torch_wording: bool) -> str:
     """The name PyTorch's "not implemented for" message gives ``op`` on ``x``'s device."""
-    if not is_torch(xp):
+    if not torch_wording:
         return op
     return _KERNELS.get((op, x.device.type), _KERNELS.get((op, "cpu"), op))
 

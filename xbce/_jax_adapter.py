@@ -1,0 +1,213 @@
+"""JAX adapter: torch's hand-written gradients as a ``jax.custom_jvp``, and ``jax.numpy``
+as the formulas get it (torch's rounding under XLA's compiler).
+
+Imported only when xbce is handed JAX arrays (``_backends.Jax``).
+
+**Gradients.** The JVP applies ``_formulas``' one gradient chain in reverse order
+(``apply_tangent``), so that reverse mode, which JAX derives by transposing the JVP,
+performs torch's backward operations in torch's order. One rule thus serves
+``jax.grad``/``vjp`` (torch's backward) and ``jax.jvp``/``jacfwd`` (torch's
+forward-mode formula), and composes with ``jit`` and ``vmap``. The explicit
+``*_backward`` functions apply the same chain op by op (``_evaluate.gradient``).
+
+**The namespace** (:class:`JaxNamespace`, measured against torch 2.13 on the CPU):
+
+* :meth:`JaxNamespace.rounded`: XLA's CPU compiler contracts ``a * b - c`` inside a
+  fused computation into one fused multiply-add (one rounding fewer than torch, which
+  rounds every product), under the *caller's* ``jit`` as well as xbce's: 20-25% of
+  the elements of BCE-with-logits differed from op-by-op evaluation by that alone.
+  The formulas hand each product that meets an addition to ``xp.rounded``; under
+  tracing it becomes ``max(a, -inf - |a|)``, which is ``a`` for every ``a`` (NaN
+  included) but which neither XLA nor LLVM folds, so the product is rounded as torch
+  rounds it. (An ``optimization_barrier`` does not do it: XLA's CPU pipeline removes
+  barriers before fusion; ``where(a == a, a, nan)`` does, but a boolean in the fused
+  loop makes XLA's CPU code 2-3x slower.)
+* :meth:`JaxNamespace.log1p` in float64: XLA's CPU ``log1p`` is up to 129 ulp off
+  for ``u`` in about ``[-0.4996, -0.3405]`` (BCE's ``log1p(-x)`` at ``x`` in
+  ``[0.34, 0.5]``). Here it is ``log(s) + e / s`` with ``s = 1 + u`` and its exact
+  rounding error ``e = (1 - s) + u`` (Fast2Sum), with XLA's ``log`` (which matches
+  glibc's): <= 1 ulp from glibc's ``log1p`` (the one torch's BCE kernel calls).
+  ``log_sigmoid`` keeps XLA's ``log1p`` (its argument ``exp(-|x|)`` is in ``(0, 1]``,
+  where XLA's is <= 2 ulp), so BCE-with-logits pays nothing for it.
+* :meth:`JaxNamespace.scale_by_numel`: the gradient chain's ``/ numel`` as a true
+  division (XLA rewrites a division by a constant as a multiplication).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from . import _formulas as F
+from ._checkify import checking
+
+Array = Any
+
+_NAMES = {False: "binary_cross_entropy", True: "binary_cross_entropy_with_logits"}
+
+
+# ------------------------------------------------------------------ the namespace
+#: The smallest normal float64, below every ``s = 1 + u`` but 0.
+_TINY = 2.0**-1022
+
+
+def _opaque(a: Array) -> Array:
+    """``a``, through an operation neither XLA nor LLVM folds or fuses a product into.
+
+    ``max(a, -inf - |a|)`` is ``a`` for every ``a`` (the bound is -inf, or NaN when
+    ``a`` is NaN), in floating point only (no boolean in the fused loop)."""
+    if not isinstance(a, jax.core.Tracer):
+        return a  # eagerly, every op is its own computation: rounded already
+    return jax.lax.max(a, -jnp.inf - jnp.abs(a))
+
+
+class JaxNamespace:
+    """``jax.numpy`` with :meth:`rounded`, an accurate float64 :meth:`log1p`,
+    :meth:`log_sigmoid` composed with XLA's own ``log1p``, and a true division by
+    ``numel`` (:meth:`scale_by_numel`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(jnp, name)
+
+    def rounded(self, a: Array, *, cancels: bool = True) -> Array:
+        """``a``, rounded to its dtype before it is used: never contracted into a
+        fused multiply-add with the operation that consumes it. Eagerly (concrete
+        arrays, one XLA computation per op) every op is rounded already: ``a``.
+
+        Where nothing cancels (``cancels=False``: BCE's two terms), float32 and half
+        types are left to XLA (at most an ulp, and keeping them rounded costs ~25% of
+        a fused BCE); float64 is kept rounded (6% more of float64 BCE's elements are
+        torch's bits, for ~30% of its time)."""
+        if not cancels and a.dtype != jnp.float64:
+            return a
+        return _opaque(a)
+
+    def log1p(self, u: Array) -> Array:
+        """``log(1 + u)``; in float64 through XLA's ``log`` (see the module docstring).
+
+        Exact at ``u = -1`` (-inf) and ``u = 0`` (+0, also for ``u = -0.0``); NaN for
+        ``u = +inf`` (BCE passes ``u = -x``, ``x`` in ``[0, 1]``)."""
+        if u.dtype != jnp.float64:
+            return jnp.log1p(u)
+        s = 1.0 + u
+        e = (1.0 - s) + u  # exact: |u| <= 1 wherever it matters (Fast2Sum)
+        # max(s, _TINY): s unless s = 0 (u = -1), where e = 0 and log(0) = -inf stands
+        # (not s + _TINY: XLA reassociates (1 + u) + _TINY)
+        return jnp.log(s) + e / jnp.maximum(s, _TINY)
+
+    def log_sigmoid(self, x: Array) -> Array:
+        """The array-API composition with XLA's ``log1p`` (accurate on ``(0, 1]``)."""
+        return F.log_sigmoid(x, xp=jnp)
+
+    def scale_by_numel(self, g: Array, n: int, like: Array) -> Array:
+        """``F.scale_by_numel`` (torch's ``grad.div_(numel)``) as an IEEE division.
+
+        XLA's algebraic simplifier rewrites ``a / broadcast(n)`` as
+        ``a * broadcast(1 / n)``, even eagerly (one op at a time), which is 1 ulp off
+        torch in about a third of the elements. A divisor XLA cannot see through
+        (behind an ``optimization_barrier``) keeps the true division. The divisor takes
+        the shape, and under ``vmap`` the batching, of ``like``, a primal array (in the
+        JVP a divisor built from the tangent would not be linear in it). When ``g`` is
+        batched but ``like`` is not (``jacfwd`` over a mean), ``vmap`` broadcasts the
+        divisor again and XLA's rewrite returns: <= 1 ulp there.
+        """
+        acc = jnp.float32 if F.is_half(g.dtype, jnp) else g.dtype
+        # jnp.where(True, ...) folds away in XLA; it only lends ``like``'s shape and batching
+        divisor = jax.lax.optimization_barrier(  # type: ignore[no-untyped-call]
+            jnp.where(True, jnp.asarray(n, dtype=acc), like.astype(acc))
+        )
+        return (g.astype(acc) / divisor).astype(g.dtype)
+
+
+#: The one instance the formulas get for JAX arrays (``_backends.Jax.ops``).
+JNP = JaxNamespace()
+
+
+# -------------------------------------------------------------------- the loss
+def _live(t: Any) -> bool:
+    return not isinstance(t, SymbolicZero)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _loss(logits: bool, reduction: str, lazy: bool, x: Any, t: Any, w: Any, p: Any) -> Any:
+    return F.loss(logits, x, t, w, p, reduction, xp=JNP, lazy=lazy)
+
+
+def _loss_jvp(logits: bool, reduction: str, lazy: bool, primals: Any, tangents: Any) -> Any:
+    """torch's gradients: the gradient chain of each live tangent (``F.apply_tangent``,
+    whose transpose is torch's backward), summed, then reduced like the loss."""
+    x, t, w, p = primals
+    xt, tt, wt, pt = tangents
+    for name, tangent in (("weight", wt), ("pos_weight", pt)):
+        if tangent is not None and _live(tangent):
+            raise TypeError(
+                f"The function '{_NAMES[logits]}' is not differentiable with respect to "
+                f"argument '{name}' (PyTorch refuses it too)."
+            )
+    out = _loss(logits, reduction, lazy, x, t, w, p)
+    count = F.mean_count(reduction, x)
+    parts = []
+    for which, tangent in (("input", xt), ("target", tt)):
+        if _live(tangent):
+            terms = F.grad_terms(logits, which, x, t, w, p, count, xp=JNP)
+            part = F.apply_tangent(tangent, terms, xp=JNP)
+            # BCE-with-logits: the input's part in the loss's (target's) dtype
+            parts.append(part.astype(out.dtype) if logits and which == "input" else part)
+    if not parts:
+        return out, jnp.zeros_like(out)
+    total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+    total = F.reduce(total, F.NONE if reduction == F.NONE else F.SUM, xp=JNP)
+    return out, total.astype(out.dtype)
+
+
+_loss.defjvp(_loss_jvp, symbolic_zeros=True)
+
+_loss_jit = jax.jit(_loss, static_argnums=(0, 1, 2))
+
+
+def _jit_is_exact(dtype: Any) -> bool:
+    """Whether one fused XLA computation rounds like torch, op by op.
+
+    XLA's CPU compiler contracts ``a * b + c`` inside a fusion (no rounding of the
+    product); a float16/bfloat16 product is then not rounded to half before the sum,
+    which changes the result by a half ulp in ~1 element in 6. Op-by-op (eager)
+    dispatch rounds every op, as torch does, so half types are not jitted here (under
+    the caller's own ``jit`` XLA decides). In float32/float64 the formulas keep each
+    product rounded (:meth:`JaxNamespace.rounded`), so the fused computation gives the
+    op-by-op bits.
+    """
+    return not F.is_half(dtype, jnp)
+
+
+def loss(logits: bool, reduction: str, lazy: bool, x: Any, t: Any, w: Any, p: Any) -> Any:
+    """Either loss on checked JAX arrays: compiled as one fused computation when that is
+    exact and the arrays are concrete; staging torch's value check of BCE under
+    :func:`xbce.checkify`."""
+    if lazy and not logits and checking():
+        check_unit_interval(x, t)
+    exact = _jit_is_exact(x.dtype) and _jit_is_exact(t.dtype)
+    fn = _loss_jit if not lazy and exact else _loss
+    return fn(logits, reduction, lazy, x, t, w, p)
+
+
+def check_unit_interval(x: Any, y: Any) -> None:
+    """Stage torch's value check of BCE (under :func:`xbce.checkify` only).
+
+    As in torch's kernel, the first bad element in memory order decides whether the
+    message names the input or the target; exactly one check fails when any does.
+    """
+    from jax.experimental import checkify
+
+    n = x.size
+
+    def first_bad(a: Any) -> Any:
+        bad = jnp.ravel(~((a >= 0) & (a <= 1)))
+        return jnp.where(jnp.any(bad), jnp.argmax(bad), n) if n else jnp.asarray(0)
+
+    fx, fy = first_bad(x), first_bad(y)
+    checkify.check((fx == n) | (fx > fy), "all elements of input should be between 0 and 1")
+    checkify.check((fy == n) | (fy >= fx), "all elements of target should be between 0 and 1")
