@@ -32,7 +32,7 @@ def test_float64_detour_log1p_is_within_an_ulp() -> None:
         [0.0, -0.0, -1.0, 2.0**-24, -(2.0**-23), np.inf, np.nan, -2.0],
     ]).astype(np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):  # as xbce evaluates it
-        got = _backends.NumPyNamespace(array_namespace(u)).log1p(u)
+        got = _backends.NumPyNamespace(array_namespace(u), detour=True).log1p(u)
         ref = np.log1p(u.astype(np.float64)).astype(np.float32)
     assert got.dtype == np.float32
     assert_ulp_close(torch.from_numpy(got), torch.from_numpy(ref), 1, what="log1p")
@@ -57,3 +57,17 @@ def test_blocked_numpy_bce_with_either_log1p(monkeypatch: pytest.MonkeyPatch,
     else:
         assert_ulp_close(got, expected, ulps("reduced", "float32", "numpy"),
                          scale=terms.mean(), what="bce mean")
+
+
+def test_small_float32_log1p_is_torchs() -> None:
+    """Below 4096 elements NumPy's own float32 ``log1p`` is used: glibc's ``log1pf``
+    without AVX-512, the function torch's BCE kernel calls, so BCE's ``log1p(-x)`` term
+    is torch's bit for bit there (NumPy's AVX-512 loop is within its ulp bound)."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0.0, 1.0, 4095).astype(np.float32)
+    y = np.zeros_like(x)  # the loss is -max(log1p(-x), -100)
+    expected = TF.binary_cross_entropy(torch.from_numpy(x), torch.from_numpy(y), reduction="none")
+    got = torch.from_numpy(np.asarray(xbce.binary_cross_entropy(x, y, reduction="none")))
+    exact = not _backends._numpy_has_vector_log1p()
+    assert_ulp_close(got, expected, 0 if exact else ulps("bce", "float32", "numpy"),
+                     what="bce log1p term")

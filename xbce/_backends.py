@@ -183,7 +183,7 @@ class NumPy(Backend):
 
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
-        self.ops = xp if _numpy_has_vector_log1p() else NumPyNamespace(xp)
+        self.ops = NumPyNamespace(xp, detour=not _numpy_has_vector_log1p())
         self.threads = _evaluate.cores()
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -205,6 +205,17 @@ class NumPy(Backend):
     def gradient(self, *args: Any) -> Array:
         return _zero_d(super().gradient(*args))
 
+    def unit_interval(self, x: Array, t: Array, *, reduced: Array | None = None) -> None:
+        """:func:`_checks.unit_interval` with NumPy's own methods, whose 0-d results are
+        read for free; only a failure takes the general path (to find the message)."""
+        if t.min(initial=0.0) >= 0 and t.max(initial=1.0) <= 1:
+            if reduced is not None:
+                if reduced == reduced:
+                    return
+            elif x.min(initial=0.0) >= 0 and x.max(initial=1.0) <= 1:
+                return
+        _checks.unit_interval(x, t, self, reduced=reduced)
+
 
 def _zero_d(out: Array) -> Array:
     """A NumPy scalar (NumPy's ops on 0-d arrays give them) as a 0-d array."""
@@ -212,21 +223,45 @@ def _zero_d(out: Array) -> Array:
     return numpy.asarray(out) if isinstance(out, numpy.generic) else out
 
 
+#: float32 arrays from this many elements on take the ``log1p`` detour (see below)
+_LOG1P_DETOUR_FROM = 1 << 12
+
+
 class NumPyNamespace:
-    """NumPy's array API namespace with a faster, as accurate, float32 ``log1p``, and a
-    float32 ``log`` evaluated in float64 and rounded once (closer to glibc's ``logf``).
+    """NumPy's array API namespace as the formulas get it: a float32 ``log1p`` that is
+    faster and as accurate where NumPy lacks AVX-512, a float32 ``log`` evaluated in
+    float64 and rounded once (closer to glibc's ``logf``), and NumPy's own methods
+    where the compat wrappers cost more than the operation at small sizes.
 
-    Without AVX-512, NumPy's float32 ``log1p`` is a scalar libm call, ~7x slower than
-    its vectorised ``log``: here it is the float64 ``log(1 + u)`` rounded to float32
-    (correctly rounded, so <= 1 ulp from glibc's ``log1pf``, which PyTorch uses), about
-    twice as fast. Where NumPy has its AVX-512 (SVML) loops, its own ``log1p`` is
-    vectorised, <= 1.2 ulp, and 3x faster than that detour, so ``xp`` is used as is."""
+    Without AVX-512 (``detour``), NumPy's float32 ``log1p`` is glibc's scalar
+    ``log1pf``: torch's BCE kernel calls the same, so its bits are torch's, but it is
+    ~7x slower per element than NumPy's vectorised ``log``. From 4096 elements on, the
+    float64 ``log(1 + u)`` rounded to float32 is faster (1.3x at 2**14, 1.9x at 2**16,
+    measured here); it is correctly rounded, so <= 1 ulp from ``log1pf`` (equal in 93%
+    of BCE's ``log1p(-x)``). Below, the extra passes cost more than they save. Where
+    NumPy has its AVX-512 (SVML) loops, its own ``log1p`` is vectorised, <= 1.2 ulp,
+    and 3x faster than that detour, so it is used as is."""
 
-    def __init__(self, xp: Any) -> None:
+    # the formulas' hooks (``_formulas``) that NumPy does not provide: looked up per op
+    rounded = log_sigmoid = sigmoid = loss_mean = scale_by_numel = None
+
+    def __init__(self, xp: Any, *, detour: bool) -> None:
         self._xp = xp
+        self._detour = detour
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._xp, name)
+        if name.startswith("_"):  # not forwarded (pickling asks for ``__reduce_ex__``...)
+            raise AttributeError(name)
+        value = getattr(self._xp, name)
+        setattr(self, name, value)  # found here from now on
+        return value
+
+    def astype(self, x: Array, dtype: Any) -> Array:
+        return x.astype(dtype)
+
+    def sum(self, a: Array, *, dtype: Any = None) -> Array:
+        """The whole-array sum (the only one xbce takes)."""
+        return a.sum(dtype=dtype)
 
     def log(self, u: Array) -> Array:
         """float32: the float64 ``log`` rounded once, as glibc's ``logf`` (which torch's
@@ -236,14 +271,14 @@ class NumPyNamespace:
         xp = self._xp
         if u.dtype != xp.float32:
             return xp.log(u)
-        return xp.astype(xp.log(xp.astype(u, xp.float64)), xp.float32)
+        return xp.log(u.astype(xp.float64)).astype(xp.float32)
 
     def log1p(self, u: Array) -> Array:
         xp = self._xp
-        if u.dtype != xp.float32:
+        if u.dtype != xp.float32 or not self._detour or u.size < _LOG1P_DETOUR_FROM:
             return xp.log1p(u)
         # 1 + u is exact in float64 for |u| >= 2**-23; below, log1p(u) rounds to u
-        wide = xp.astype(xp.log(xp.astype(u, xp.float64) + 1.0), xp.float32)
+        wide = xp.log(u.astype(xp.float64) + 1.0).astype(xp.float32)
         return xp.where(xp.abs(u) < 2.0**-23, u, wide)
 
 

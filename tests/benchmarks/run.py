@@ -265,6 +265,19 @@ CALL_TARGETS: list[tuple[str, str, int, str, str, str, str, float]] = [
         for mode, what in (("fwd", "forward"), ("fwdbwd", "fwd+bwd"))
         for family, name in (("probs", ""), ("logits", "logits "))
     ),
+    *(
+        (
+            f"per call at 1e3: xbce {name}NumPy / hand-written NumPy formula, forward, mean",
+            family,
+            10**3,
+            "mean",
+            "fwd",
+            "numpy:xbce",
+            "numpy:base",
+            1.5,
+        )
+        for family, name in (("probs", ""), ("logits", "logits "))
+    ),
 ]
 MEM_LIMIT_MIB = 32.0
 MEM_TARGET_N = 3 * 10**7
