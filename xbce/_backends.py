@@ -208,12 +208,12 @@ class NumPy(Backend):
     def unit_interval(self, x: Array, t: Array, *, reduced: Array | None = None) -> None:
         """:func:`_checks.unit_interval` with NumPy's own methods, whose 0-d results are
         read for free; only a failure takes the general path (to find the message)."""
-        if t.min(initial=0.0) >= 0 and t.max(initial=1.0) <= 1:
-            if reduced is not None:
-                if reduced == reduced:
-                    return
-            elif x.min(initial=0.0) >= 0 and x.max(initial=1.0) <= 1:
-                return
+        np = self.ops._np
+        low, high = np.minimum.reduce, np.maximum.reduce
+        if x.size == 0 or (low(t, None) >= 0 and high(t, None) <= 1 and (
+            reduced == reduced if reduced is not None else low(x, None) >= 0 and high(x, None) <= 1
+        )):
+            return
         _checks.unit_interval(x, t, self, reduced=reduced)
 
 
@@ -248,6 +248,7 @@ class NumPyNamespace:
     def __init__(self, xp: Any, *, detour: bool) -> None:
         self._xp = xp
         self._detour = detour
+        self._np = sys.modules["numpy"]
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):  # not forwarded (pickling asks for ``__reduce_ex__``...)
@@ -258,6 +259,9 @@ class NumPyNamespace:
 
     def astype(self, x: Array, dtype: Any) -> Array:
         return x.astype(dtype)
+
+    def asarray(self, a: Any, *, dtype: Any = None) -> Array:
+        return self._np.asarray(a, dtype=dtype)
 
     def sum(self, a: Array, *, dtype: Any = None) -> Array:
         """The whole-array sum (the only one xbce takes)."""
