@@ -179,7 +179,7 @@ class Backend:
 
 class NumPy(Backend):
     """NumPy: values always readable, on the host; large arrays in blocks on a thread
-    pool; float32 logs through :class:`NumPyNamespace` where NumPy lacks AVX-512."""
+    pool; the formulas get :class:`NumPyNamespace`; 0-d results are arrays."""
 
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
