@@ -80,6 +80,7 @@ from backends import (  # noqa: E402
 from comparisons import allow_flushed, assert_ulp_close, flush_subnormals  # noqa: E402
 from corpus import Corpus, corpus  # noqa: E402
 from exact import LONGDOUBLE_OK, exact_type, mpmath_check, quantities  # noqa: E402
+from formula_path import FORMULA, formula_path  # noqa: E402
 from metrics import FORMATS, Worst, as_float, fmt_ulps, identical, ulp_errors  # noqa: E402
 from tolerances import ulps  # noqa: E402
 
@@ -107,28 +108,6 @@ def tolerance_quantity(loss: str, weighting: str, reduction: str, q: str) -> str
 def tolerance(b: Backend, dtype: str, quantity: str, reduction: str, q: str) -> tuple[int, str]:
     """Ulps allowed for ``quantity``, and its name (as in ``tests/test_gradients.py``)."""
     return ulps(quantity, dtype, b.name.removesuffix(FORMULA)), quantity
-
-
-#: the suffix of a torch backend swept through xbce's formula (``formula_path``)
-FORMULA = "_formula"
-
-
-@contextlib.contextmanager
-def formula_path(b: Backend) -> Any:
-    """For ``torch_formula``: xbce's formula instead of torch's own kernel, as xbce
-    evaluates CPU tensors of 2^18 elements or more (in blocks), for the sweep's small
-    rows too. Other backends: nothing changes."""
-    if not b.name.endswith(FORMULA):
-        yield
-        return
-    from xbce import _evaluate
-
-    saved = _evaluate.BLOCKED_FROM
-    _evaluate.BLOCKED_FROM = 1
-    try:
-        yield
-    finally:
-        _evaluate.BLOCKED_FROM = saved
 
 
 # --------------------------------------------------------------------------- inputs
