@@ -40,7 +40,7 @@ from functools import partial
 from typing import Any
 
 from . import _checks, _evaluate
-from . import _formulas as F
+from . import _formulas as formulas
 from ._compat import (
     array_namespace,
     device,
@@ -89,6 +89,10 @@ class Backend:
         """Whether the formula on ``like`` runs block by block (``_evaluate``)."""
         return False
 
+    def contiguous(self, a: Array) -> bool:
+        """Whether ``a`` is C-contiguous (blocks then cut its flat view)."""
+        return False
+
     def quiet(self) -> contextlib.AbstractContextManager[Any]:
         """Silences the warnings of intended values (``log(0)``, ``0 * inf``): NumPy's,
         which libraries built on NumPy (array-api-strict) raise too."""
@@ -111,7 +115,7 @@ class Backend:
         lazy = self.lazy(x, t)
         if logits or lazy:
             return self.evaluate(logits, x, t, w, p, reduction, lazy)
-        if reduction == F.NONE:  # no sum to ride on: check the values first
+        if reduction == formulas.NONE:  # no sum to ride on: check the values first
             self.unit_interval(x, t)
             return self.evaluate(logits, x, t, w, p, reduction, lazy)
         out = self.evaluate(logits, x, t, w, p, reduction, lazy)
@@ -144,7 +148,7 @@ class Backend:
         lazy: bool,
     ) -> Array:
         """The loss of checked arguments (an autodiff adapter wraps it in its own)."""
-        fn = partial(F.elementwise_loss, logits, lazy=lazy)
+        fn = partial(formulas.elementwise_loss, logits, lazy=lazy)
         return self.reduced(fn, x, (x, t, w, p), t.dtype if logits else x.dtype, reduction)
 
     def unit_interval(self, x: Array, t: Array, *, reduced: Array | None = None) -> None:
@@ -157,7 +161,7 @@ class Backend:
     ) -> Array:
         """``fn(*arrays, xp=self.ops)``: the full elementwise result."""
         if self.blockable(like):
-            return _evaluate.blocked(self, fn, like, arrays, dtype, F.NONE)
+            return _evaluate.blocked(self, fn, like, arrays, dtype, formulas.NONE)
         with self.quiet():
             return fn(*arrays, xp=self.ops)
 
@@ -174,7 +178,7 @@ class Backend:
         if self.blockable(like):
             return _evaluate.blocked(self, fn, like, arrays, dtype, reduction)
         with self.quiet():
-            return F.reduce(fn(*arrays, xp=self.ops), reduction, xp=self.ops)
+            return formulas.reduce(fn(*arrays, xp=self.ops), reduction, xp=self.ops)
 
 
 class NumPy(Backend):
@@ -198,6 +202,9 @@ class NumPy(Backend):
 
     def blockable(self, like: Array) -> bool:
         return _evaluate.large(like)
+
+    def contiguous(self, a: Array) -> bool:
+        return bool(a.flags["C_CONTIGUOUS"])
 
     def loss(self, *args: Any) -> Array:
         return _zero_d(super().loss(*args))
@@ -352,15 +359,15 @@ class Dask(Backend):
         found at compute time (``da.mean``: the same tree of float32/float64 sums, then
         the division, correctly rounded as torch's ``sum / numel`` is)."""
         out = self.elementwise(fn, like, arrays, dtype)
-        if reduction == F.NONE:
+        if reduction == formulas.NONE:
             return out
         xp = self.xp
-        half = F.is_half(dtype, xp)
+        half = formulas.is_half(dtype, xp)
         acc = xp.astype(out, xp.float32) if half else out
-        if reduction == F.MEAN and not math.isfinite(F.numel(out)):
+        if reduction == formulas.MEAN and not math.isfinite(formulas.numel(out)):
             total = xp.mean(acc)
         else:
-            total = F.reduce(acc, reduction, xp=xp)
+            total = formulas.reduce(acc, reduction, xp=xp)
         if half:  # round to half where NumPy's overflow warning is silenced
             return total.map_blocks(partial(_quiet_cast, to=dtype), dtype=dtype, meta=out._meta)
         return total
@@ -383,7 +390,7 @@ def _checked_chunk(
     arrays of unknown size have their shapes compared here; BCE's value check rides
     on the chunk's summed loss (see :func:`_checks.unit_interval`)."""
     _checks.same_shape(x, t, logits=logits)
-    loss = F.elementwise_loss(logits, x, t, w, p, xp=xp)
+    loss = formulas.elementwise_loss(logits, x, t, w, p, xp=xp)
     if not logits:
         chunks.unit_interval(x, t, reduced=xp.sum(loss))
     return loss
@@ -452,6 +459,9 @@ class Torch(Backend):
 
     def blockable(self, like: Array) -> bool:
         return bool(like.is_cpu and like.numel() >= _evaluate.BLOCKED_FROM and like.ndim > 0)
+
+    def contiguous(self, a: Array) -> bool:
+        return bool(a.is_contiguous())
 
     def refuse_gradients(self, op: str, weight: Array | None, pos_weight: Array | None) -> None:
         self.adapter.not_differentiable(op, weight=weight, pos_weight=pos_weight)

@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from . import _checks
-from . import _formulas as F
+from . import _formulas as formulas
 
 Array = Any
 Backend = Any  # _backends.Backend (not imported: it imports this module)
@@ -43,7 +43,7 @@ BLOCKED_FROM = 4 * BLOCK
 def large(like: Array) -> bool:
     """Whether ``like`` is large enough for blocks (the backend decides whether its
     arrays are cut at all)."""
-    return F.numel(like) >= BLOCKED_FROM and like.ndim > 0
+    return formulas.numel(like) >= BLOCKED_FROM and like.ndim > 0
 
 
 def gradient(
@@ -61,7 +61,7 @@ def gradient(
     :func:`~._formulas.apply_backward`) applied to ``grad``: the explicit backward."""
     like = x if which == "input" else t
     # the chain ends with torch's ``/ numel`` of the whole array (blocks too)
-    count = F.mean_count(reduction, like)
+    count = formulas.mean_count(reduction, like)
     if count is not None and not _checks.known(count):  # a Dask array of unknown size
         raise ValueError(
             "the gradient of reduction='mean' divides by the number of elements, unknown "
@@ -83,8 +83,8 @@ def _apply_gradient(
     *,
     xp: Any,
 ) -> Array:
-    terms = F.grad_terms(logits, which, x, t, w, p, count, xp=xp)
-    return F.apply_backward(g, terms, xp=xp)
+    terms = formulas.grad_terms(logits, which, x, t, w, p, count, xp=xp)
+    return formulas.apply_backward(g, terms, xp=xp)
 
 
 # -------------------------------------------------------------------------- blocks
@@ -141,13 +141,16 @@ def _run_blocks(run: Callable[[int], None], count: int, threads: int) -> None:
         run(k)
 
 
-def _slicer(like: Array, arrays: tuple[Array | None, ...]) -> tuple[int, Callable[..., Any]]:
+def _slicer(
+    backend: Backend, like: Array, arrays: tuple[Array | None, ...]
+) -> tuple[int, Callable[..., Any]]:
     """How to cut the arrays into blocks: the flat view when every array has
     ``like``'s shape (the common case), else along the leading axis."""
     shape = tuple(like.shape)
-    if all(a is None or tuple(a.shape) == shape for a in arrays) and _contiguous(like, arrays):
+    contiguous = all(a is None or backend.contiguous(a) for a in (like, *arrays))
+    if contiguous and all(a is None or tuple(a.shape) == shape for a in arrays):
         flat = [None if a is None else a.reshape(-1) for a in arrays]
-        return F.numel(like), lambda i, j: [None if a is None else a[i:j] for a in flat]
+        return formulas.numel(like), lambda i, j: [None if a is None else a[i:j] for a in flat]
 
     def lead(i: int, j: int) -> list[Any]:
         return [
@@ -156,17 +159,6 @@ def _slicer(like: Array, arrays: tuple[Array | None, ...]) -> tuple[int, Callabl
         ]
 
     return shape[0], lead
-
-
-def _contiguous(like: Array, arrays: tuple[Array | None, ...]) -> bool:
-    for a in (like, *arrays):
-        if a is None:
-            continue
-        flags = getattr(a, "flags", None)
-        ok = flags["C_CONTIGUOUS"] if flags is not None else a.is_contiguous()
-        if not ok:
-            return False
-    return True
 
 
 def blocked(
@@ -179,12 +171,12 @@ def blocked(
 ) -> Array:
     """``reduce(fn(*arrays), reduction)`` evaluated block by block (see the module)."""
     xp, ops = backend.xp, backend.ops
-    length, cut = _slicer(like, arrays)
-    row = F.numel(like) // length if length else 1
+    length, cut = _slicer(backend, like, arrays)
+    row = formulas.numel(like) // length if length else 1
     step = max(1, BLOCK // max(row, 1))
     bounds = [(i, min(i + step, length)) for i in range(0, length, step)]
-    acc = xp.float32 if F.is_half(dtype, xp) else dtype
-    out = xp.empty(tuple(like.shape), dtype=dtype) if reduction == F.NONE else None
+    acc = xp.float32 if formulas.is_half(dtype, xp) else dtype
+    out = xp.empty(tuple(like.shape), dtype=dtype) if reduction == formulas.NONE else None
     flat_out = out.reshape(-1) if out is not None and row == 1 else out
     # allocated up front: a small result allocated after each block's temporaries
     # would pin them in the C heap (torch: ~100 MiB of heap growth at 3e7 elements)
@@ -203,8 +195,8 @@ def blocked(
     if out is not None:
         return out
     total = ops.sum(sums, dtype=acc)
-    if reduction == F.MEAN:
-        n = F.numel(like)
+    if reduction == formulas.MEAN:
+        n = formulas.numel(like)
         total = total / n if n else total * math.nan
     with backend.quiet():  # a half-precision sum may overflow to inf, silently as in torch
         return xp.asarray(total if total.dtype == dtype else xp.astype(total, dtype))

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from . import _formulas as F
+from . import _formulas as formulas
 from ._checkify import checking
 
 Array = Any
@@ -101,10 +101,10 @@ class JaxNamespace:
 
     def log_sigmoid(self, x: Array) -> Array:
         """The array-API composition with XLA's ``log1p`` (accurate on ``(0, 1]``)."""
-        return F.log_sigmoid(x, xp=jnp)
+        return formulas.log_sigmoid(x, xp=jnp)
 
     def scale_by_numel(self, g: Array, n: int, like: Array) -> Array:
-        """``F.scale_by_numel`` (torch's ``grad.div_(numel)``) as an IEEE division.
+        """``formulas.scale_by_numel`` (torch's ``grad.div_(numel)``) as an IEEE division.
 
         XLA's algebraic simplifier rewrites ``a / broadcast(n)`` as
         ``a * broadcast(1 / n)``, even eagerly (one op at a time), which is 1 ulp off
@@ -115,7 +115,7 @@ class JaxNamespace:
         batched but ``like`` is not (``jacfwd`` over a mean), ``vmap`` broadcasts the
         divisor again and XLA's rewrite returns: <= 1 ulp there.
         """
-        acc = jnp.float32 if F.is_half(g.dtype, jnp) else g.dtype
+        acc = jnp.float32 if formulas.is_half(g.dtype, jnp) else g.dtype
         # jnp.where(True, ...) folds away in XLA; it only lends ``like``'s shape and batching
         divisor = jax.lax.optimization_barrier(  # type: ignore[no-untyped-call]
             jnp.where(True, jnp.asarray(n, dtype=acc), like.astype(acc))
@@ -134,11 +134,11 @@ def _live(t: Any) -> bool:
 
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
 def _loss(logits: bool, reduction: str, lazy: bool, x: Any, t: Any, w: Any, p: Any) -> Any:
-    return F.loss(logits, x, t, w, p, reduction, xp=JNP, lazy=lazy)
+    return formulas.loss(logits, x, t, w, p, reduction, xp=JNP, lazy=lazy)
 
 
 def _loss_jvp(logits: bool, reduction: str, lazy: bool, primals: Any, tangents: Any) -> Any:
-    """torch's gradients: the gradient chain of each live tangent (``F.apply_tangent``,
+    """torch's gradients: the gradient chain of each live tangent (``formulas.apply_tangent``,
     whose transpose is torch's backward), summed, then reduced like the loss."""
     x, t, w, p = primals
     xt, tt, wt, pt = tangents
@@ -149,18 +149,19 @@ def _loss_jvp(logits: bool, reduction: str, lazy: bool, primals: Any, tangents: 
                 f"argument '{name}' (PyTorch refuses it too)."
             )
     out = _loss(logits, reduction, lazy, x, t, w, p)
-    count = F.mean_count(reduction, x)
+    count = formulas.mean_count(reduction, x)
     parts = []
     for which, tangent in (("input", xt), ("target", tt)):
         if _live(tangent):
-            terms = F.grad_terms(logits, which, x, t, w, p, count, xp=JNP)
-            part = F.apply_tangent(tangent, terms, xp=JNP)
+            terms = formulas.grad_terms(logits, which, x, t, w, p, count, xp=JNP)
+            part = formulas.apply_tangent(tangent, terms, xp=JNP)
             # BCE-with-logits: the input's part in the loss's (target's) dtype
             parts.append(part.astype(out.dtype) if logits and which == "input" else part)
     if not parts:
         return out, jnp.zeros_like(out)
     total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
-    total = F.reduce(total, F.NONE if reduction == F.NONE else F.SUM, xp=JNP)
+    summed = formulas.NONE if reduction == formulas.NONE else formulas.SUM
+    total = formulas.reduce(total, summed, xp=JNP)
     return out, total.astype(out.dtype)
 
 
@@ -180,7 +181,7 @@ def _jit_is_exact(dtype: Any) -> bool:
     product rounded (:meth:`JaxNamespace.rounded`), so the fused computation gives the
     op-by-op bits.
     """
-    return not F.is_half(dtype, jnp)
+    return not formulas.is_half(dtype, jnp)
 
 
 def loss(logits: bool, reduction: str, lazy: bool, x: Any, t: Any, w: Any, p: Any) -> Any:

@@ -34,13 +34,13 @@ from typing import Any
 import torch
 
 from . import _checks, _evaluate
-from . import _formulas as F
+from . import _formulas as formulas
 from ._compat import array_namespace
 
 Backend = Any  # _backends.Torch
 
 #: torch's ``Reduction`` enum, as ``torch.nn.functional`` hands it to the kernels
-_REDUCTION = {F.NONE: 0, F.MEAN: 1, F.SUM: 2}
+_REDUCTION = {formulas.NONE: 0, formulas.MEAN: 1, formulas.SUM: 2}
 
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
@@ -168,7 +168,7 @@ def check_unit_interval(backend: Backend, x: Any, y: Any, *, reduced: Any = None
     separate ``min``/``max``/comparison ops. Whatever fails (or a tensor on another
     device) goes to ``_checks.unit_interval``, which finds the first bad element and
     raises torch's message (or finds that the NaN came from the weight)."""
-    if x.device.type == "cpu" and F.numel(x) != 0:
+    if x.device.type == "cpu" and formulas.numel(x) != 0:
         low, high = torch.aminmax(y)
         ok = low.item() >= 0 and high.item() <= 1
         if reduced is None:
@@ -260,8 +260,8 @@ def _forward(
     lazy: bool,
 ) -> Any:
     if lazy or backend is None:
-        return F.loss(logits, x, t, w, p, reduction, xp=TORCH_OPS, lazy=True)
-    fn = partial(F.elementwise_loss, logits)
+        return formulas.loss(logits, x, t, w, p, reduction, xp=TORCH_OPS, lazy=True)
+    fn = partial(formulas.elementwise_loss, logits)
     return backend.reduced(fn, x, (x, t, w, p), t.dtype if logits else x.dtype, reduction)
 
 
@@ -285,9 +285,9 @@ def _gradients(ctx: Any, g: Any) -> tuple[Any, Any]:
             out.append(_evaluate.gradient(backend, logits, which, g, x, t, w, p, r))
         else:
             in_place = _in_place(ctx.lazy, which)
-            terms = F.grad_terms(logits, which, x, t, w, p, F.mean_count(r, x),
+            terms = formulas.grad_terms(logits, which, x, t, w, p, formulas.mean_count(r, x),
                                  xp=TORCH_OPS, in_place=in_place)
-            out.append(F.apply_backward(g, terms, xp=TORCH_OPS))
+            out.append(formulas.apply_backward(g, terms, xp=TORCH_OPS))
     return out[0], out[1]
 
 
@@ -307,10 +307,10 @@ def _jvp(ctx: Any, xt: Any, tt: Any) -> Any:
     for which, tangent in (("input", xt), ("target", tt)):
         if tangent is not None:
             in_place = _in_place(ctx.lazy, which)
-            terms = F.grad_terms(ctx.logits, which, x, t, w, p, None, xp=TORCH_OPS,
+            terms = formulas.grad_terms(ctx.logits, which, x, t, w, p, None, xp=TORCH_OPS,
                                  in_place=in_place)
-            out = out + F.apply_backward(tangent, terms, xp=TORCH_OPS, dtype=t.dtype)
-    return F.reduce(out, ctx.reduction, xp=TORCH_OPS)
+            out = out + formulas.apply_backward(tangent, terms, xp=TORCH_OPS, dtype=t.dtype)
+    return formulas.reduce(out, ctx.reduction, xp=TORCH_OPS)
 
 
 def _save(ctx: Any, inputs: tuple[Any, ...], *, lazy: bool, backend: Backend | None) -> None:
