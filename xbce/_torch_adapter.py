@@ -43,6 +43,8 @@ Backend = Any  # _backends.Torch
 _REDUCTION = {formulas.NONE: 0, formulas.MEAN: 1, formulas.SUM: 2}
 
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+#: one call that tells whether autocast is on for any device (torch >= 2.1 has it)
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", None)
 
 
 # ------------------------------------------------------------------ the namespace
@@ -126,8 +128,9 @@ def wrapped_or_meta(x: Any, t: Any) -> bool:
 
 
 def autocasting() -> bool:
-    """Whether ``torch.autocast`` is on for any device (one cheap call when it is not)."""
-    return bool(torch._C._is_any_autocast_enabled())
+    """Whether ``torch.autocast`` may be on for some device (one cheap call when it is
+    not; a torch without that call is asked per device by :func:`autocast`)."""
+    return _any_autocast is None or bool(_any_autocast())
 
 
 def autocast(*tensors: Any) -> tuple[Any, ...]:
