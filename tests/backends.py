@@ -56,48 +56,42 @@ class Backend:
         rounded from float32)."""
         return self.flushes_subnormals and dtype != "float16"
 
-    @property
-    def library(self) -> str:
-        """The backend's name without a variant suffix (the parity sweep's
-        ``torch_formula`` is torch, swept through xbce's formula)."""
-        return self.name.removesuffix("_formula")
-
     def asarray(self, values: Any, dtype: str) -> Any:
         """NumPy/array-like values, rounded by torch to ``dtype``, on this backend."""
         t = values if isinstance(values, torch.Tensor) else rounded(values, dtype)
         t = t.to(TORCH_DTYPES[dtype])
-        if self.library in ("torch", "torch_cuda"):
+        if self.name in ("torch", "torch_cuda"):
             return t.clone().to(self.device)
         if dtype == "bfloat16":
             import jax.numpy as jnp  # only JAX has bfloat16 besides torch
 
             return jax_put(jnp.asarray(t.float().numpy()).astype(jnp.bfloat16), self.device)
         host = t.numpy()
-        if self.library == "jax" or self.library == "jax_gpu":
+        if self.name == "jax" or self.name == "jax_gpu":
             import jax.numpy as jnp
 
             return jax_put(jnp.asarray(host), self.device)
-        if self.library == "dask":
+        if self.name == "dask":
             import dask.array as da
 
             return da.from_array(host, chunks=max(1, host.shape[0] // 2) if host.ndim else ())
-        if self.library == "array_api_strict":
+        if self.name == "array_api_strict":
             return self.xp.asarray(host)
-        if self.library == "cupy":
+        if self.name == "cupy":
             return self.xp.asarray(host)
         return host.copy()
 
     def to_torch(self, a: Any) -> torch.Tensor:
         """A backend array back on the CPU as a torch tensor (exact, any dtype)."""
-        if self.library in ("torch", "torch_cuda"):
+        if self.name in ("torch", "torch_cuda"):
             return a.detach().cpu()
-        if self.library == "dask":
+        if self.name == "dask":
             a = a.compute()
-        if self.library == "cupy":
+        if self.name == "cupy":
             a = a.get()
-        if self.library == "array_api_strict":
+        if self.name == "array_api_strict":
             a = np.asarray(a._array)
-        if self.library in ("jax", "jax_gpu"):
+        if self.name in ("jax", "jax_gpu"):
             import jax.numpy as jnp
 
             if a.dtype == jnp.bfloat16:

@@ -14,9 +14,9 @@ api-strict..)  ``is_lazy``
                                                pool (large arrays)  results are arrays
 ``Dask``       always          no              ``map_blocks`` of    checks; each chunk task
                                                chunk kernels        checks its values
-``Torch``      ``torch.func``  CPU tensors     blocks (large CPU    torch's own kernel, or
-               and meta                        tensors)             the formula through the
-               tensors                                              torch adapter
+``Torch``      ``torch.func``  CPU tensors     blocks (large CPU    the formula through the
+               and meta                        tensors)             torch adapter (autograd,
+               tensors                                              ``torch.compile``)
 ``Jax``        tracers         no              one go, ``jit``      the formula through the
                                                when exact           JAX adapter
 =============  ==============  ==============  ===================  =======================
@@ -432,10 +432,9 @@ def _dask_operand(a: Array, like: Array) -> Array:
 
 
 class Torch(Backend):
-    """PyTorch. Eager tensors take torch's own kernel, except large CPU tensors, which
-    take the formula in blocks (faster than torch's kernel there); ``torch.compile``,
-    ``torch.func`` and meta tensors take the formula, never read. The torch adapter
-    (``_torch_adapter``) carries each of these out, autograd included."""
+    """PyTorch: the formula through the torch adapter (``_torch_adapter``): eager
+    tensors checked and evaluated (large CPU tensors in blocks) with torch's gradients
+    wired into autograd; ``torch.compile``, ``torch.func`` and meta tensors never read."""
 
     torch_wording = True
 
@@ -474,11 +473,8 @@ class Torch(Backend):
             x, t, w, p = adapter.autocast(x, t, w, p)
             _checks.arguments(logits, x, t, reduction, self, weight=w, pos_weight=p)
             return adapter.compiled(logits, x, t, w, p, reduction)
-        autocasting = adapter.autocasting()
-        if autocasting:
+        if adapter.autocasting():
             x, t, w, p = adapter.autocast(x, t, w, p)
-        if not self.blockable(x) and not self.lazy(x, t):
-            return adapter.native(self, logits, x, t, w, p, reduction, autocasting)
         return super().loss(logits, x, t, w, p, reduction)
 
     def evaluate(

@@ -137,11 +137,6 @@ def binary_cross_entropy(
     ones, not the derivative of this formula: see
     :func:`binary_cross_entropy_backward`.
 
-    On eager PyTorch tensors this calls PyTorch's own kernel (its values, autograd
-    node and gradients), except on CPU tensors of 2^18 elements or more, where the
-    formula above, evaluated in cache-sized blocks, is faster; ``torch.compile`` and
-    ``torch.func`` get the formula too (see the backends page of the docs).
-
     Examples
     --------
     >>> import numpy as np
@@ -223,8 +218,7 @@ def binary_cross_entropy_with_logits(
     For float16/bfloat16, ``log_sigmoid`` is evaluated in float32 and rounded once;
     every other op rounds to half. Gradients are PyTorch's:
     ``((p t + 1 - t) sigmoid(x) - p t) * grad`` for the input, see
-    :func:`binary_cross_entropy_with_logits_backward`. On eager PyTorch tensors this
-    calls PyTorch's own kernel, as :func:`binary_cross_entropy` does.
+    :func:`binary_cross_entropy_with_logits_backward`.
 
     Examples
     --------

@@ -1,28 +1,25 @@
-"""PyTorch adapter: torch's own kernels, the formula wired into ``torch.autograd``, and
-``torch.compile``.
+"""PyTorch adapter: xbce's formula wired into ``torch.autograd`` and ``torch.compile``.
 
 Imported only when xbce is handed torch tensors. The backend policy
 (``_backends.Torch``) picks one of these per call; this module carries it out:
 
-* :func:`native`: **torch's own kernel** (``aten::binary_cross_entropy``,
-  ``aten::binary_cross_entropy_with_logits``), what ``torch.nn.functional`` calls after
-  its Python-side checks, for eager tensors that are not large CPU tensors. The result,
-  its autograd graph and every gradient are torch's. Torch's checks run in the kernel;
-  when one fails, xbce's checks find the same error and raise it with xbce's exception
-  class (one catchable as torch's class too) and torch's message.
-* :func:`evaluate`: **the formula** (``_formulas``) for large CPU tensors (in blocks,
-  faster than torch's kernel there), for ``torch.func`` transforms and for meta
-  tensors; when autograd records, through an ``autograd.Function`` whose backward and
-  JVP are torch's hand-written formulas (the setup-context form, with
-  ``generate_vmap_rule``, which ``torch.func`` requires).
+* :func:`evaluate`: eager tensors. When autograd would record (a tensor requires grad,
+  forward-mode AD, or a ``torch.func`` transform wraps them), through an
+  ``autograd.Function`` whose backward and JVP are torch's hand-written formulas: its
+  old-style form (``forward(ctx, ...)``, :class:`Eager`) outside ``torch.func``
+  transforms, because ``Function.apply`` binds the signature of the setup-context
+  form with ``inspect`` on every call; the setup-context form (with
+  ``generate_vmap_rule``) under ``torch.func``, which requires it. Otherwise plainly.
+  Large CPU tensors are evaluated in cache-sized blocks (``_evaluate``).
 * :func:`compiled`: under ``torch.compile``, plain torch ops through
   :class:`TorchNamespace` and a Function without a ``jvp`` (Dynamo refuses one:
   "Unsupported custom jvp"), so that the whole call is one graph with
   ``fullgraph=True`` and ``torch.export``. Values are not read there (lazy): a bad BCE
   target makes the loss NaN instead of raising.
 
-The backward is written in differentiable torch ops, so ``create_graph=True`` (double
-backward) works.
+Torch's own loss kernels are never called: torch is the reference xbce is measured
+against. The forward, backward and JVP bodies are ``_formulas``; the backward is
+written in differentiable torch ops, so ``create_graph=True`` (double backward) works.
 """
 
 from __future__ import annotations
@@ -39,10 +36,8 @@ from ._compat import array_namespace
 
 Backend = Any  # _backends.Torch
 
-#: torch's ``Reduction`` enum, as ``torch.nn.functional`` hands it to the kernels
-_REDUCTION = {formulas.NONE: 0, formulas.MEAN: 1, formulas.SUM: 2}
-
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_transforms_active = torch._C._are_functorch_transforms_active
 #: one call that tells whether autocast is on for any device (torch >= 2.1 has it)
 _any_autocast = getattr(torch._C, "_is_any_autocast_enabled", None)
 
@@ -184,53 +179,6 @@ def check_unit_interval(backend: Backend, x: Any, y: Any, *, reduced: Any = None
     _checks.unit_interval(x, y, backend, reduced=reduced)
 
 
-# --------------------------------------------------------------- torch's kernels
-def native(
-    backend: Backend,
-    logits: bool,
-    x: Any,
-    t: Any,
-    w: Any,
-    p: Any,
-    reduction: str,
-    autocasting: bool = False,
-) -> Any:
-    """Torch's own kernel, called as ``torch.nn.functional`` calls it.
-
-    ``torch.nn.functional`` checks the shapes in Python (no broadcasting between input
-    and target) and expands BCE's weight to the target's shape; the kernel checks the
-    rest (dtypes, the weights' shapes, a weight that requires grad, and, on the CPU,
-    BCE's values). When it raises, xbce's checks, made in torch's order, raise the same
-    message with xbce's class; anything they do not find is re-raised as torch raised
-    it. On other devices BCE's values are checked first: torch's CUDA kernel would
-    stop the process with a device-side assert. Under ``autocast`` (``autocasting``)
-    the arguments have autocast's dtypes already, and the kernel runs with autocast
-    off (CUDA's refuses BCE under autocast as unsafe)."""
-    if x.shape != t.shape:
-        _checks.same_shape(x, t, logits=logits)
-    if not logits and not x.is_cpu:
-        _checks.arguments(logits, x, t, reduction, backend, weight=w)
-        check_unit_interval(backend, x, t)
-    try:
-        if autocasting:
-            with torch.autocast(x.device.type, enabled=False):
-                return _kernel(logits, x, t, w, p, _REDUCTION[reduction])
-        return _kernel(logits, x, t, w, p, _REDUCTION[reduction])
-    except (RuntimeError, ValueError, TypeError):
-        _checks.arguments(logits, x, t, reduction, backend, weight=w, pos_weight=p)
-        if not logits:
-            check_unit_interval(backend, x, t)
-        raise
-
-
-def _kernel(logits: bool, x: Any, t: Any, w: Any, p: Any, reduction: int) -> Any:
-    if logits:
-        return torch.binary_cross_entropy_with_logits(x, t, w, p, reduction)
-    if w is not None and w.shape != x.shape:  # torch.nn.functional's weight.expand
-        w = w.expand(torch.broadcast_shapes(t.shape, w.shape))  # type: ignore[no-untyped-call]
-    return torch._C._nn.binary_cross_entropy(x, t, w, reduction)  # type: ignore[arg-type]
-
-
 # ------------------------------------------------------------------- the formula
 def evaluate(
     backend: Backend, logits: bool, x: Any, t: Any, w: Any, p: Any, reduction: str, lazy: bool
@@ -238,7 +186,7 @@ def evaluate(
     """The formula on checked tensors: through the autograd Function when autograd
     would record (or a ``torch.func`` transform wraps them), else plainly."""
     if needs_autograd(x, t, lazy=lazy):
-        cls = BinaryCrossEntropyWithLogits if logits else BinaryCrossEntropy
+        cls = (_FUNCTIONS if _transforms_active() else _EAGER_FUNCTIONS)[logits]
         return cls.apply(x, t, w, p, logits, reduction, lazy, backend)  # type: ignore[no-untyped-call]
     return _forward(backend, logits, x, t, w, p, reduction, lazy)
 
@@ -373,3 +321,42 @@ class BinaryCrossEntropy(_Loss):
 
 class BinaryCrossEntropyWithLogits(_Loss):
     """:class:`_Loss` for BCE-with-logits (``BinaryCrossEntropyWithLogitsBackward``)."""
+
+
+class _EagerLoss(torch.autograd.Function):
+    """:class:`_Loss` in the old-style form (``forward(ctx, ...)``): ``Function.apply``
+    binds no signature for it (a third of a small call's time otherwise). Not usable
+    under ``torch.func`` transforms, which take :class:`_Loss`."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Any, t: Any, w: Any, p: Any, logits: bool, reduction: str, lazy: bool,
+        backend: Backend,
+    ) -> Any:
+        _save(ctx, (x, t, w, p, logits, reduction), lazy=lazy, backend=backend)
+        ctx.save_for_forward(x, t, w, p)
+        return _forward(backend, logits, x, t, w, p, reduction, lazy)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:  # type: ignore[override]
+        return *_gradients(ctx, g), None, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, xt: Any, tt: Any, *_: Any) -> Any:  # type: ignore[override]
+        return _jvp(ctx, xt, tt)
+
+
+class Eager:
+    """The old-style Functions, under the same class names as the setup-context forms,
+    so that a loss's ``grad_fn`` reads ``BinaryCrossEntropyBackward`` either way."""
+
+    class BinaryCrossEntropy(_EagerLoss):
+        """:class:`_EagerLoss` for BCE."""
+
+    class BinaryCrossEntropyWithLogits(_EagerLoss):
+        """:class:`_EagerLoss` for BCE-with-logits."""
+
+
+#: the Function of each loss (by ``logits``): setup-context forms, old-style forms
+_FUNCTIONS = {False: BinaryCrossEntropy, True: BinaryCrossEntropyWithLogits}
+_EAGER_FUNCTIONS = {False: Eager.BinaryCrossEntropy, True: Eager.BinaryCrossEntropyWithLogits}

@@ -70,7 +70,7 @@ class BCELoss(_WeightedLoss):  # type: ignore[misc]
         super().__init__(_tensor(weight), None, None, reduction)
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> Any:
-        # xbce's function, whose backend policy picks torch's kernel or xbce's formula
+        # xbce's own formula (xbce._functional), never torch.nn.functional's kernel
         return _functional.binary_cross_entropy(
             input, target, weight=self.weight, reduction=self.reduction
         )

@@ -53,7 +53,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,6 @@ from backends import (  # noqa: E402
 from comparisons import allow_flushed, assert_ulp_close, flush_subnormals  # noqa: E402
 from corpus import Corpus, corpus  # noqa: E402
 from exact import LONGDOUBLE_OK, exact_type, mpmath_check, quantities  # noqa: E402
-from formula_path import FORMULA, formula_path  # noqa: E402
 from metrics import FORMATS, Worst, as_float, fmt_ulps, identical, ulp_errors  # noqa: E402
 from tolerances import ulps  # noqa: E402
 
@@ -107,7 +106,7 @@ def tolerance_quantity(loss: str, weighting: str, reduction: str, q: str) -> str
 
 def tolerance(b: Backend, dtype: str, quantity: str, reduction: str, q: str) -> tuple[int, str]:
     """Ulps allowed for ``quantity``, and its name (as in ``tests/test_gradients.py``)."""
-    return ulps(quantity, dtype, b.name.removesuffix(FORMULA)), quantity
+    return ulps(quantity, dtype, b.name), quantity
 
 
 # --------------------------------------------------------------------------- inputs
@@ -177,40 +176,6 @@ def torch_reference(loss: str, weighting: str, reduction: str, inp: Inputs) -> R
     return _stack(parts, reduction)
 
 
-def _xbce_row(
-    b: Backend, r: int | None, fwd: Any, back_x: Any, back_y: Any, w: Any, extra: Any,
-    inp: Inputs, dtype: str, reduction: str, notes: list[str],
-) -> tuple[Any, Any, Any]:
-    """xbce's forward and both gradients of row ``r`` (the whole array for ``None``)."""
-    xt, yt = (inp.x, inp.y) if r is None else (inp.x[r], inp.y[r])
-    x, y = b.asarray(xt, dtype), b.asarray(yt, dtype)
-    g = b.asarray(inp.g, dtype) if r is None else b.asarray(torch.ones(()), dtype)
-    if b.autodiff == "torch":
-        x.requires_grad_(True)
-        y.requires_grad_(True)
-        out = fwd(x, y)
-        out.backward(g if r is None else None)
-        gx, gy = x.grad, y.grad
-        out = out.detach()
-    elif b.autodiff == "jax":
-        import jax
-
-        out = fwd(x, y)
-        if r is None:
-            _, vjp = jax.vjp(fwd, x, y)
-            gx, gy = vjp(g)
-        else:
-            gx, gy = jax.grad(fwd, argnums=(0, 1))(x, y)
-    else:
-        out = fwd(x, y)
-        gx = back_x(g, x, y, w, reduction=reduction, **extra)
-        gy = back_y(g, x, y, w, reduction=reduction, **extra)
-    for name, a in (("forward", out), ("d/d input", gx), ("d/d target", gy)):
-        if not b.is_native(a) and f"{name} left {b.name}" not in " ".join(notes):
-            notes.append(f"{name} left {b.name} ({type(a).__name__})")
-    return out, gx, gy
-
-
 def xbce_result(
     b: Backend, loss: str, weighting: str, reduction: str, inp: Inputs, dtype: str
 ) -> tuple[Result, list[str]]:
@@ -237,10 +202,33 @@ def xbce_result(
 
     parts = []
     for r in _rows(reduction, inp.x.shape[0]):
-        with formula_path(b):
-            parts.append(
-                _xbce_row(b, r, fwd, back_x, back_y, w, extra, inp, dtype, reduction, notes)
-            )
+        xt, yt = (inp.x, inp.y) if r is None else (inp.x[r], inp.y[r])
+        x, y = b.asarray(xt, dtype), b.asarray(yt, dtype)
+        g = b.asarray(inp.g, dtype) if r is None else b.asarray(torch.ones(()), dtype)
+        if b.autodiff == "torch":
+            x.requires_grad_(True)
+            y.requires_grad_(True)
+            out = fwd(x, y)
+            out.backward(g if r is None else None)
+            gx, gy = x.grad, y.grad
+            out = out.detach()
+        elif b.autodiff == "jax":
+            import jax
+
+            out = fwd(x, y)
+            if r is None:
+                _, vjp = jax.vjp(fwd, x, y)
+                gx, gy = vjp(g)
+            else:
+                gx, gy = jax.grad(fwd, argnums=(0, 1))(x, y)
+        else:
+            out = fwd(x, y)
+            gx = back_x(g, x, y, w, reduction=reduction, **extra)
+            gy = back_y(g, x, y, w, reduction=reduction, **extra)
+        for name, a in (("forward", out), ("d/d input", gx), ("d/d target", gy)):
+            if not b.is_native(a) and f"{name} left {b.name}" not in " ".join(notes):
+                notes.append(f"{name} left {b.name} ({type(a).__name__})")
+        parts.append((out, gx, gy))
     if b.lazy:  # one compute for every row (as many graphs, evaluated together)
         import dask
 
@@ -701,9 +689,6 @@ def main(argv: list[str] | None = None) -> int:
                 backends.append(load(n))
             except (ImportError, RuntimeError) as e:
                 print(f"backend {n}: skipped, not available ({e})")
-    # torch CPU tensors take torch's own kernel below 2^18 elements (every row here) and
-    # xbce's formula from there on: sweep the formula too, as its own row
-    backends += [replace(b, name=b.name + FORMULA) for b in backends if b.name == "torch"]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     for d in dtypes:
         if d not in DTYPES:
