@@ -161,6 +161,10 @@ def conventions(session: nox.Session) -> None:
             *session.posargs,
             env={"KERAS_BACKEND": backend, "XBCE_BACKENDS": "numpy", "XBCE_REQUIRE_KERAS": "1"},
         )
+    # README.md's examples as written (torch, Keras, NumPy, JAX, `xbce explain`), checked
+    # against torch; every library they import is installed here, so a missing one fails
+    session.run("pytest", "tests/test_readme.py", *session.posargs,
+                env={"XBCE_BACKENDS": "numpy", "XBCE_README_REQUIRED": "1"})
 
 
 # ------------------------------------------------------------------ GPU test sessions
@@ -237,6 +241,8 @@ def docs(session: nox.Session) -> None:
     """Build the Sphinx docs with warnings as errors, then run their doctests."""
     session.install("-r", "docs/requirements.txt", ".", "numpy", TORCH, "jax", "keras")
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    # every page built, every local link, anchor and image resolves, nothing loaded remotely
+    session.run("python", "docs/_check_html.py", "docs/_build/html")
     session.run("sphinx-build", "-W", "-b", "doctest", "docs", "docs/_build/doctest")
 
 

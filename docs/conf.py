@@ -47,8 +47,10 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
-    "sphinx.ext.mathjax",
 ]
+# No math extension and no math markup: formulas are plain text and Unicode, so the pages
+# need no MathJax from a CDN and read the same offline (docs/_check_html.py checks that no
+# page has a math node or loads anything from the network).
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
@@ -57,7 +59,7 @@ exclude_patterns = ["_build", "parity/*.md", "benchmarks/*.md", "Thumbs.db", ".D
 # Generated tables may start at any heading level inside the page including them.
 suppress_warnings = ["myst.header"]
 
-myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
+myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
 
 # -- autodoc / numpydoc ----------------------------------------------------------
@@ -112,7 +114,8 @@ class _UnreachableInventoryIsInfo(logging.Filter):
 # -- HTML ------------------------------------------------------------------------
 html_theme = "furo"
 html_title = f"xbce {release}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # wide tables scroll, the heat map keeps its size
 
 
 # -- the tolerance table, read from tests/tolerances.py at build time ---------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
@@ -133,3 +134,36 @@ def test_no_command_and_help() -> None:
 def test_console_script_is_declared() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert '[project.scripts]\nxbce = "xbce._cli:main"' in text
+
+
+def test_version() -> None:
+    import xbce
+
+    out = _run("--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"xbce {xbce.__version__}\n"
+    try:  # installed (the nox sessions): the wheel's version is the one printed
+        installed = importlib.metadata.version("xbce")
+    except importlib.metadata.PackageNotFoundError:
+        installed = xbce.__version__
+    assert installed == xbce.__version__
+
+
+def test_more_matches_are_listed_not_sent_to_an_attribute() -> None:
+    """The summary names six matches; the CLI says the rest follow, and lists them all
+    (the Python attribute ``.matches`` means nothing to a shell user)."""
+    import xbce
+
+    total = torch.nn.functional.binary_cross_entropy(
+        torch.tensor([0.5401, 0.4482]), torch.tensor([1.0, 0.0]), reduction="sum").item()
+    value = f"{total:.8g}"
+    expected = xbce.explain([0.5401, 0.4482], [1, 0], value).matches
+    assert len(expected) > 6  # else the summary would name them all
+    out = _run("explain", "--input", "0.5401,0.4482", "--target", "1,0", "--value", value)
+    assert out.returncode == 0, out.stderr
+    summary, rest = out.stdout.split("\n", 1)
+    assert ".matches" not in out.stdout
+    assert f" and {len(expected) - 6} more (all listed below)." in summary
+    listed = rest.split("matches:\n", 1)[1].splitlines()
+    assert [line.strip() for line in listed if line.strip()] == expected
+    assert "(see .matches)" in str(xbce.explain([0.5401, 0.4482], [1, 0], value))  # Python

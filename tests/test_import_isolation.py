@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -194,3 +196,114 @@ def test_import_xbce_does_not_import_xbce_torch_or_keras() -> None:
     assert "xbce.torch" not in out["modules"]
     assert "xbce.keras" not in out["modules"]
     assert _imported(out["modules"], "keras") == []
+
+
+def _error_without(blocked: str, code: str, env: dict[str, str | None] | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter in which ``import <blocked>`` fails as it does
+    when the library is not installed (``sys.modules[blocked] = None``); return the
+    ``ModuleNotFoundError`` it raises: its message, ``name`` and its cause's. ``env``:
+    variables to set (``None``: to unset)."""
+    script = (
+        f"import json, sys\nsys.modules[{blocked!r}] = None\ntry:\n"
+        + textwrap.indent(textwrap.dedent(code).strip(), "    ")
+        + textwrap.dedent(
+            """
+            except ModuleNotFoundError as exc:
+                cause = exc.__cause__
+                print(json.dumps({
+                    "message": str(exc), "name": exc.name,
+                    "cause": None if cause is None else [type(cause).__name__, cause.name],
+                }))
+            else:
+                print(json.dumps(None))
+            """
+        )
+    )
+    environ = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            environ.pop(key, None)
+        else:
+            environ[key] = value
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+        timeout=120, check=False, env=environ,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out is not None, f"no ModuleNotFoundError with {blocked} missing"
+    return out
+
+
+def _reference_torch() -> str:
+    """noxfile.py's pin of the reference torch, e.g. ``2.13.0``."""
+    pin = re.search(r'^TORCH = "torch==([^"]+)"$', (ROOT / "noxfile.py").read_text(), re.M)
+    assert pin, "noxfile.py has no TORCH pin"
+    return pin.group(1)
+
+
+def test_xbce_torch_without_torch_says_what_to_install() -> None:
+    out = _error_without("torch", "import xbce.torch")
+    assert out["name"] == "torch"  # as Python's own error: code testing .name still works
+    assert out["cause"] == ["ModuleNotFoundError", "torch"]  # raised from Python's own
+    message = out["message"]
+    assert message.startswith("xbce.torch needs PyTorch, which is not installed: ")
+    assert f"torch=={_reference_torch()}" in message  # the reference version, noxfile's
+    assert "--index-url https://download.pytorch.org/whl/cpu" in message  # the CPU build
+    assert 'pip install ".[torch]"' in message  # xbce's extra
+
+
+def test_xbce_keras_without_keras_says_what_to_install() -> None:
+    out = _error_without("keras", "import xbce.keras", env={"KERAS_BACKEND": "jax"})
+    assert out["name"] == "keras"
+    assert out["cause"] == ["ModuleNotFoundError", "keras"]
+    assert out["message"].startswith("xbce.keras needs Keras 3, which is not installed: ")
+    assert 'pip install ".[keras]"' in out["message"]
+    assert "KERAS_BACKEND=jax" in out["message"]
+
+
+def test_xbce_keras_without_a_backend_says_to_set_keras_backend() -> None:
+    """Keras' default backend is TensorFlow: ``import keras`` without it and without
+    ``KERAS_BACKEND`` fails on ``tensorflow``. Simulated here without Keras itself: a
+    stand-in ``keras`` package whose import fails as Keras 3's does."""
+    code = """
+    import importlib.abc, importlib.machinery
+    class _Keras(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+        def find_spec(self, name, path=None, target=None):
+            if name == "keras":
+                return importlib.machinery.ModuleSpec(name, self)
+        def create_module(self, spec):
+            return None
+        def exec_module(self, module):
+            import tensorflow  # noqa: F401  (Keras 3's default backend)
+    sys.meta_path.insert(0, _Keras())
+    import xbce.keras
+    """
+    out = _error_without("tensorflow", code, env={"KERAS_BACKEND": None})
+    assert out["name"] == "tensorflow"
+    assert out["cause"] == ["ModuleNotFoundError", "tensorflow"]
+    assert out["message"].startswith("xbce.keras: Keras could not import tensorflow")
+    assert "set KERAS_BACKEND=jax or torch" in out["message"]
+
+
+def test_xbce_checkify_without_jax_says_what_to_install() -> None:
+    out = _error_without("jax", "import xbce\nxbce.checkify(lambda x: x)")
+    assert out["name"] == "jax"
+    assert out["cause"] == ["ModuleNotFoundError", "jax"]
+    assert out["message"].startswith("xbce.checkify needs JAX, which is not installed: ")
+    assert 'pip install ".[jax]"' in out["message"]
+
+
+def test_dir_lists_the_public_api() -> None:
+    """``dir(xbce)`` (tab completion) is ``__all__`` and the dunders: no ``annotations``
+    (a ``from __future__`` import) and no private submodules."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import json, xbce; print(json.dumps([dir(xbce), xbce.__all__]))"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=True,
+    )
+    names, public = json.loads(out.stdout)
+    assert "annotations" not in names
+    assert sorted(n for n in names if not n.startswith("__")) == sorted(
+        n for n in public if not n.startswith("__"))
+    assert {"__version__", "__doc__", "__all__"} <= set(names)
+    assert names == sorted(names)

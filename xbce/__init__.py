@@ -7,8 +7,6 @@ They accept NumPy, PyTorch, JAX, CuPy, Dask and array-api-strict arrays (anythin
 Importing xbce imports no array library.
 """
 
-from __future__ import annotations
-
 from . import conventions
 from ._checkify import checkify
 from ._checks import (
@@ -48,3 +46,9 @@ __all__ = [
     "conventions",
     "explain",
 ]
+
+
+def __dir__() -> list[str]:
+    """The public API (``__all__``) and the module's dunders; not the private submodules
+    (``_checks``, ``_functional``, ...) that importing xbce binds as attributes."""
+    return sorted(set(__all__) | {n for n in globals() if n.startswith("__") and n.endswith("__")})

@@ -15,6 +15,8 @@ import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._requires import missing
+
 #: The flag: a JAX configuration state that is part of JAX's trace context, so that a
 #: function traced with checks and the same function traced without them are cached
 #: apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
@@ -85,6 +87,12 @@ def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[...
         err.get()  # 'all elements of input should be between 0 and 1 (`check` failed)'
         err.throw()  # raises JaxRuntimeError with that message
     """
+    try:
+        import jax  # noqa: F401  (only to say what to install if it is missing)
+    except ModuleNotFoundError as err:  # keep err.name == "jax"
+        if err.name != "jax":
+            raise
+        raise missing("xbce.checkify", "jax") from err
     from jax.experimental import checkify as jax_checkify
 
     @functools.wraps(fun)

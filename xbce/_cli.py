@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import __version__
+
 USAGE_EXAMPLE = "xbce explain --input 0.5401,0.4482 --target 1,0 --value 1.2105706"
 
 
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="xbce",
         description="xbce: PyTorch's binary cross-entropy on every array library.",
     )
+    parser.add_argument("--version", action="version", version=f"xbce {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     explain = commands.add_parser(
@@ -116,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if args.command == "explain":
-        from ._explain import explain
+        from ._explain import _describe, explain
 
         try:
             inputs = _load(args.input, "input")
@@ -126,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              from_logits=args.logits)
         except (_BadArgument, ValueError, TypeError) as err:
             parser.exit(2, f"xbce explain: error: {err}\n")
-        lines = [str(result)]
+        # the full list of matches follows, so the summary points there (not at .matches)
+        lines = [_describe(result, more="all listed below")]
         if len(result.matches) > 1:
             lines += ["", "matches:", *(f"  {name}" for name in result.matches)]
         if args.candidates:

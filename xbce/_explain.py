@@ -598,16 +598,17 @@ def _fmt(x: float) -> str:
     return f"{x:.8g}"
 
 
-def _describe(e: Explanation) -> str:
+def _describe(e: Explanation, more: str = "see .matches") -> str:
+    """``str(e)``; ``more`` says where the matches not named are (the CLI lists them)."""
     sentences = []
     kind = "binary_cross_entropy_with_logits" if e.from_logits else "binary_cross_entropy"
     torch_sentence = (f"PyTorch ({kind}, reduction='mean') gives {_fmt(e.torch)} "
                       f"in {e.input_dtype}.")
     if e.matches:
         shown = e.matches[:6]
-        more = len(e.matches) - len(shown)
+        hidden = len(e.matches) - len(shown)
         listed = ", ".join(f"'{m}'" for m in shown) + (
-            f" and {more} more (see .matches)" if more > 0 else "")
+            f" and {hidden} more ({more})" if hidden > 0 else "")
         sentences.append(f"{_fmt(e.value)} matches {listed}.")
         sentences.append(torch_sentence)
         best = e._matched[0]

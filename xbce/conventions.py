@@ -97,15 +97,14 @@ def keras_binary_crossentropy(
 ) -> Array:
     r"""Keras 3's ``keras.losses.binary_crossentropy``: per sample, the mean over ``axis``.
 
-    .. math::
+    ::
 
-        \ell = \operatorname{mean}_{\text{axis}}\,
-        -\bigl[\,y \log \bar p + (1 - y) \log(1 - \bar p)\,\bigr],
-        \qquad \bar p = \operatorname{clip}(p, \epsilon, 1 - \epsilon),\ \epsilon = 10^{-7}
+        ℓ = mean over axis of -[y log p̄ + (1 - y) log(1 - p̄)],
+        p̄ = clip(p, ε, 1 - ε),  ε = 1e-7
 
     with ``y`` smoothed to ``y (1 - s) + s / 2`` when ``label_smoothing = s > 0``. With
     ``from_logits=True``, the per-element loss is
-    :math:`-y \log\sigma(x) - (1 - y) \log\sigma(-x)` (``log_sigmoid``, no clipping).
+    ``-y log σ(x) - (1 - y) log σ(-x)`` (``log_sigmoid``, no clipping).
 
     This is Keras' formula on its JAX and TensorFlow backends
     (``keras/src/backend/{jax,tensorflow}/nn.py``). Its NumPy backend agrees for
@@ -119,7 +118,7 @@ def keras_binary_crossentropy(
 
     Where it differs from PyTorch (``torch.nn.functional.binary_cross_entropy``):
     the probability is *clipped* to ``[1e-7, 1 - 1e-7]``, so the loss is capped at
-    :math:`-\log 10^{-7} \approx 16.12` (torch: 100, from its ``-100`` clamp of each log)
+    ``-log 1e-7 ≈ 16.12`` (torch: 100, from its ``-100`` clamp of each log)
     and its gradient is 0 for ``p < 1e-7`` and ``p > 1 - 1e-7`` (torch: ``(p - y) /
     max(p (1 - p), 1e-12)``); ``1 - p`` is computed before the log (torch: ``log1p(-p)``);
     the result is a mean over the last axis per sample, not a scalar; in float16
@@ -232,18 +231,17 @@ def sklearn_log_loss(
     r"""scikit-learn's ``sklearn.metrics.log_loss`` for binary targets and positive-class
     probabilities.
 
-    .. math::
+    ::
 
-        L = \frac{\sum_i w_i\,\ell_i}{\sum_i w_i}, \qquad
-        \ell_i = -\bigl[\,y_i \log \operatorname{clip}(p_i, \varepsilon, 1 - \varepsilon)
-        + (1 - y_i) \log \operatorname{clip}(1 - p_i, \varepsilon, 1 - \varepsilon)\,\bigr]
+        L = Σᵢ wᵢ ℓᵢ / Σᵢ wᵢ,
+        ℓᵢ = -[yᵢ log clip(pᵢ, ε, 1 - ε) + (1 - yᵢ) log clip(1 - pᵢ, ε, 1 - ε)]
 
-    with :math:`\varepsilon` = ``finfo(p.dtype).eps`` (:math:`2.2 \times 10^{-16}` in
-    float64, :math:`1.19 \times 10^{-7}` in float32), :math:`w_i = 1` without
-    ``sample_weight``, and the sum :math:`\sum_i w_i \ell_i` when ``normalize=False``.
+    with ``ε = finfo(p.dtype).eps`` (``2.2e-16`` in
+    float64, ``1.19e-7`` in float32), ``wᵢ = 1`` without
+    ``sample_weight``, and the sum ``Σᵢ wᵢ ℓᵢ`` when ``normalize=False``.
     As scikit-learn 1.9 (``_log_loss``), the term of the other class is skipped (``xlogy``:
     0 where its label is 0), ``1 - p`` is formed before clipping, and the weighted mean
-    divides by :math:`\sum_i w_i`.
+    divides by ``Σᵢ wᵢ``.
 
     Where it differs from PyTorch: the probability is clipped at the dtype's epsilon, so
     ``p = 0, y = 1`` costs 36.04 in float64 and 15.94 in float32 (torch: 100); the
@@ -316,15 +314,14 @@ def sklearn_log_loss(
 def optax_sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
     r"""optax's ``optax.sigmoid_binary_cross_entropy(logits, labels)``, per element.
 
-    .. math::
+    ::
 
-        \ell = -y \log\sigma(x) - (1 - y) \log\sigma(-x),
-        \qquad \log\sigma(x) = -\operatorname{logaddexp}(-x, 0)
+        ℓ = -y log σ(x) - (1 - y) log σ(-x),   log σ(x) = -logaddexp(-x, 0)
 
     (``optax/losses/_classification.py``; ``jax.nn.log_sigmoid`` is ``-softplus(-x)``).
 
     Where it differs from PyTorch's ``binary_cross_entropy_with_logits``: torch computes
-    :math:`(1 - y)\,x - \log\sigma(x)`, the same function evaluated another way (a few ulps
+    ``(1 - y) x - log σ(x)``, the same function evaluated another way (a few ulps
     apart, and torch's form cancels tiny losses to 0, e.g. ``x = -20, y = 0`` in float32,
     where optax keeps ``2.06e-9``); at infinite logits both give NaN where the limit is 0
     (``x = -inf``, ``y = 0``) and optax gives ``inf`` at ``x = +inf, y = 0`` as torch does;
@@ -369,9 +366,9 @@ def optax_sigmoid_binary_cross_entropy(logits: Array, labels: Array) -> Array:
 def tensorflow_sigmoid_cross_entropy_with_logits(labels: Array, logits: Array) -> Array:
     r"""TensorFlow's ``tf.nn.sigmoid_cross_entropy_with_logits(labels=, logits=)``.
 
-    .. math::
+    ::
 
-        \ell = \max(x, 0) - x\,z + \operatorname{log1p}\bigl(e^{-|x|}\bigr)
+        ℓ = max(x, 0) - x z + log1p(exp(-|x|))
 
     in TensorFlow's order (``tensorflow/python/ops/nn_impl.py``): ``relu(x) - x * z``
     plus ``log1p(exp(-|x|))``, with ``max`` and ``|x|`` written as ``where(x >= 0, ...)``
@@ -438,19 +435,18 @@ def handwritten_binary_cross_entropy(
 ) -> Array:
     r"""The usual hand-written binary cross-entropy, per element (no reduction).
 
-    .. math::
+    ::
 
-        \ell = -\bigl[\,y \log \bar p + (1 - y) \log(1 - \bar p)\,\bigr],
-        \qquad \bar p = \operatorname{clip}(p, c, 1 - c)
+        ℓ = -[y log p̄ + (1 - y) log(1 - p̄)],   p̄ = clip(p, c, 1 - c)
 
-    with ``log1p(-p̄)`` for the second log when ``log1p=True``, and :math:`\bar p = p`
+    with ``log1p(-p̄)`` for the second log when ``log1p=True``, and ``p̄ = p``
     when ``clip`` is None. ``clip="eps"`` uses the dtype's machine epsilon
     (``finfo(dtype).eps``).
 
     Where it differs from PyTorch: torch never clips ``p``, it clamps each log at -100, so
     without ``clip`` this gives ``inf`` (``p = 0, y = 1``) and ``nan`` (``0 * log 0`` at
     ``p = 0, y = 0``) where torch gives 100 and 0; with ``clip`` the loss is capped at
-    :math:`-\log c` and its gradient is 0 outside ``[c, 1 - c]``; ``log(1 - p)`` loses
+    ``-log c`` and its gradient is 0 outside ``[c, 1 - c]``; ``log(1 - p)`` loses
     the loss of small ``p`` (``1 - 1e-8 == 1`` in float32), where torch uses ``log1p(-p)``.
 
     Parameters

@@ -29,13 +29,23 @@ alone does not.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-import keras
 import numpy as np
-from keras import ops
 
 from ._functional import binary_cross_entropy, binary_cross_entropy_with_logits
+from ._requires import keras_without_backend, missing
+
+try:
+    import keras
+except ModuleNotFoundError as err:  # say what to install or to set; keep err.name
+    if err.name == "keras":
+        raise missing("xbce.keras", "keras") from err
+    if err.name == "tensorflow" and not os.environ.get("KERAS_BACKEND"):
+        raise keras_without_backend(err) from err
+    raise
+from keras import ops
 
 __all__ = ["BinaryCrossentropy"]
 

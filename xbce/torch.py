@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
+from ._requires import missing
+
+try:
+    import torch
+except ModuleNotFoundError as err:  # say which extra to install, keep err.name == "torch"
+    if err.name != "torch":
+        raise
+    raise missing("xbce.torch", "torch") from err
 from torch.nn.modules.loss import _Loss, _WeightedLoss
 
 from . import _functional, _legacy

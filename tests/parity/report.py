@@ -387,6 +387,80 @@ def _json_safe(o: Any) -> Any:
     return o
 
 
+# What each table's cells mean, printed before the table (the report's Markdown has the
+# same explanations in its headings and its opening paragraph).
+LEGEND_VS_TORCH = (
+    "Each cell is `U (S)`: U = the worst error against torch, in ulps of the dtype, over\n"
+    "the weightings (none, weight, pos_weight) and reductions (none, mean, sum); S = the\n"
+    "share of elements bit-identical to torch. 0 = bit-identical; inf = a NaN or infinity\n"
+    "where torch has another value; **FAIL** = a cell outside its tolerance\n"
+    "(tests/tolerances.py). 'cells passed' = cells within their tolerance / cells."
+)
+LEGEND_VS_EXACT = (
+    "Each cell is `A / B`: A = xbce's worst error against the exact value (the same formula\n"
+    "evaluated in higher precision on the same inputs), B = torch's own worst error against\n"
+    "it, in ulps. inf = a NaN or infinity where the exact value is finite, so `inf / inf`\n"
+    "means torch itself overflows there and xbce does too (e.g. float16's BCE gradient at\n"
+    "p = 0, where torch's 1e-12 underflows to 0). Not judged: only the first table is."
+)
+LEGEND_MIXED = (
+    "Every (input, target, weight, pos_weight) dtype combination torch accepts,\n"
+    "reduction='none'. 'combinations' = how many were run; 'all bit-identical' = those\n"
+    "bit-identical to torch in all three quantities. Each other cell is `S (U)`: S = the\n"
+    "share of elements bit-identical to torch over all combinations, U = the worst error in\n"
+    "ulps of the result's dtype at the value's own magnitude (so a cancelling element can\n"
+    "read large). torch tensors must be bit-identical in every combination;\n"
+    "the other backends are reported, not judged (their same-dtype cells are, above)."
+)
+
+
+def _aligned(table: list[str]) -> list[str]:
+    """A Markdown table with its columns padded, for reading in a terminal."""
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table]
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(len(rows[0]))]
+    out = []
+    for r in rows:
+        if all(set(c) <= {"-"} for c in r):
+            r = ["-" * w for w in widths]
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |")
+    return out
+
+
+def _heading(text: str) -> str:
+    return f"\n{text}\n{'=' * len(text)}\n"
+
+
+def terminal_summary(rows: list[dict[str, Any]], cells: list[Any], mixed_lines: list[str]) -> str:
+    """What ``nox -s parity`` prints: each table after its heading and a legend of its cells."""
+    failures = _failure_lines(cells)
+    if len(failures) > 12:
+        failures = [*failures[:12], f"... {len(failures) - 12} more in the report"]
+    out = [
+        _heading("1. Worst error against torch, ulps (share of bit-identical elements)"),
+        LEGEND_VS_TORCH,
+        "",
+        *_aligned(summary_table(rows).splitlines()),
+        _heading("2. Worst error against the exact value, ulps: xbce / torch"),
+        LEGEND_VS_EXACT,
+        "",
+        *_aligned(exact_table(rows).splitlines()),
+        _heading("3. Failing cells"),
+        *failures,
+    ]
+    if mixed_lines:
+        table = [line for line in mixed_lines if line.startswith("|")]
+        rest = [line for line in mixed_lines if line.startswith(("Failing", "- "))]
+        out += [
+            _heading("4. Mixed dtypes (BCE with logits): bit-identical share (worst ulps)"),
+            LEGEND_MIXED,
+            "",
+            *_aligned(table),
+            "",
+            *rest,
+        ]
+    return "\n".join(out)
+
+
 def write_reports(
     cells: list[Any],
     meta: dict[str, Any],
@@ -398,21 +472,13 @@ def write_reports(
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     rows = summary(cells)
-    print("\nWorst error against torch, ulps (bit-identical share):\n")
-    print(summary_table(rows))
-    print("\nWorst error against the exact value, ulps (xbce / torch):\n")
-    print(exact_table(rows))
-    failures = _failure_lines(cells)
-    print("\nFailing cells:")
-    print("\n".join(failures[:12] + ([f"... {len(failures) - 12} more in the report"]
-                                     if len(failures) > 12 else [])))
     mixed_lines: list[str] = []
     if mixed:
         import mixed as mixed_sweep
 
         mixed_lines = mixed_sweep.markdown(mixed)
-        print("\n" + "\n".join(mixed_lines[4:12]))
         meta = {**meta, "mixed_dtypes": mixed_sweep.summary(mixed)}
+    print(terminal_summary(rows, cells, mixed_lines))
     paths = []
     jp = out / f"{name}.json"
     # one cell per line: diffable, and a third of the size of an indented dump
