@@ -68,6 +68,11 @@ class Backend:
     torch_wording = False
     #: threads that blocks run on (:func:`_evaluate.blocked`)
     threads = 1
+    #: whether the checks compare the arrays' devices (torch's message): not where the
+    #: library has one device (NumPy, Dask) or its own rules (torch raises torch's
+    #: error itself; JAX moves uncommitted arrays)
+    checks_devices = True
+
 
     def __init__(self, xp: Any) -> None:
         self.xp = xp  #: the library's array API namespace
@@ -184,6 +189,8 @@ class Backend:
 class NumPy(Backend):
     """NumPy: values always readable, on the host; large arrays in blocks on a thread
     pool; the formulas get :class:`NumPyNamespace`; 0-d results are arrays."""
+
+    checks_devices = False
 
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
@@ -307,6 +314,8 @@ class Dask(Backend):
     """Dask: never read here. Each loss is one ``map_blocks`` of a chunk kernel that
     evaluates (and checks) its NumPy chunk with the :class:`NumPy` backend when the
     graph is computed; ``mean``/``sum`` are Dask's own reductions."""
+
+    checks_devices = False
 
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
@@ -436,6 +445,8 @@ class Torch(Backend):
     tensors checked and evaluated (large CPU tensors in blocks) with torch's gradients
     wired into autograd; ``torch.compile``, ``torch.func`` and meta tensors never read."""
 
+    checks_devices = False
+
     torch_wording = True
 
     def __init__(self, xp: Any) -> None:
@@ -497,6 +508,8 @@ class Jax(Backend):
     """JAX: tracers (and concrete arrays inside a trace) are never read; the loss is a
     ``jax.custom_jvp`` with torch's gradients, jitted where that keeps torch's bits
     (``_jax_adapter``); the formulas get its ``JaxNamespace``."""
+
+    checks_devices = False
 
     def __init__(self, xp: Any) -> None:
         super().__init__(xp)
@@ -632,9 +645,10 @@ def one_library(
     Python scalars (``pos_weight=2.0``) next to one other library's arrays and converts
     them to that library, on the device of its first array. NumPy arrays keep their
     dtype (then PyTorch's dtype rules apply, as if ``torch.from_numpy`` had been
-    passed); a Python scalar, which PyTorch would treat as a wrapped number, takes the
-    dtype it combines with: the target's (for ``weight``, ``pos_weight``,
-    ``grad_output``; the input's when the target is not floating). Arrays of two
+    passed), and so do NumPy scalars (``np.float64`` too, although it is a ``float``:
+    they are 0-d arrays of their dtype); a Python scalar, which PyTorch would treat as
+    a wrapped number, takes the dtype it combines with: the target's (for ``weight``,
+    ``pos_weight``, ``grad_output``; the input's when the target is not floating). Arrays of two
     different libraries other than NumPy (say torch and JAX) are a ``TypeError`` naming
     both. Anything that is neither an array nor a Python scalar is returned as it is
     (the argument checks reject it afterwards)."""
@@ -644,7 +658,7 @@ def one_library(
     owners: dict[str, list[str]] = {}
     first: dict[str, Array] = {}
     for name, a in named.items():
-        if a is None or isinstance(a, _SCALARS) or not _checks.is_array(a):
+        if a is None or not _checks.is_array(a):  # Python scalars have no dtype
             continue
         try:
             xp = array_namespace(a)
@@ -671,7 +685,7 @@ def one_library(
     where = device(like)
     if lib != "numpy":
         for name in owners.get("numpy", ()):
-            named[name] = xp.asarray(named[name], device=where)
+            named[name] = _joined(xp, named[name], where)
     floating = [
         a.dtype
         for a in (named["target"], named["input"])
@@ -679,10 +693,25 @@ def one_library(
     ]
     scalar_dtype = floating[0] if floating else None
     for name, a in named.items():
-        if isinstance(a, _SCALARS) and name != "input":
+        if _python_scalar(a) and name != "input":
             named[name] = xp.asarray(float(a), dtype=scalar_dtype, device=where)
     return (named["input"], named["target"], named["weight"], named["pos_weight"],
             named["grad_output"])
+
+
+def _joined(xp: Any, a: Array, where: Any) -> Array:
+    """A NumPy array (or scalar) in ``xp``'s library on ``where``. A read-only array is
+    copied first: torch would share its memory (and warns that it cannot protect it;
+    ``copy=True`` fails for meta tensors). NumPy scalars are copied by every library."""
+    if isinstance(a, sys.modules["numpy"].ndarray) and not a.flags.writeable:
+        a = a.copy()
+    return xp.asarray(a, device=where)
+
+
+def _python_scalar(a: object) -> bool:
+    """A ``bool``, ``int`` or ``float`` that is not a NumPy scalar (``np.float64`` is a
+    ``float``): NumPy scalars keep their dtype, as 0-d arrays (``torch.from_numpy``)."""
+    return isinstance(a, _SCALARS) and not _checks.is_array(a)
 
 
 def _floating(a: Array, xp: Any) -> bool:

@@ -11,6 +11,7 @@ import operator
 from typing import Any
 
 from . import _messages
+from ._compat import device
 from ._formulas import MEAN, NONE, SUM, numel
 from ._legacy import warn_at_caller
 
@@ -190,6 +191,29 @@ def broadcasts_into(
         )
 
 
+def same_device(*arrays: Array | None) -> None:
+    """All arrays on one device, as torch's TensorIterator requires and words it ("...
+    at least two devices, cuda:0 and cpu!"): the common device is the first one that
+    is not the host's (``cpu`` in its name; the first array's when all are), and the
+    first array elsewhere is named after it. ``arrays`` come in the order torch's op
+    that combines them takes them; ``None`` (an absent argument) is skipped. For
+    libraries whose own error is not torch's (array-api-strict raises ``ValueError``);
+    torch tensors meet torch's own check.
+
+    Unlike torch's binary ops, a 0-d host array is not let through next to device
+    arrays (torch lets BCE with logits take a 0-d CPU ``weight`` or ``pos_weight``)."""
+    devices = [device(a) for a in arrays if a is not None]
+    if not devices:
+        return
+    common = next((d for d in devices if "cpu" not in str(d).lower()), devices[0])
+    for where in devices:
+        if where != common:
+            raise RuntimeError(
+                "Expected all tensors to be on the same device, but found at least two "
+                f"devices, {common} and {where}!"
+            )
+
+
 def unit_interval(
     x: Array, y: Array, backend: Backend, *, reduced: Array | None = None
 ) -> None:
@@ -229,6 +253,23 @@ def unit_interval(
     raise InvalidValueError(f"all elements of {which} should be between 0 and 1")
 
 
+def _devices(
+    logits: bool, x: Array, t: Array, w: Array | None, p: Array | None, g: Array | None
+) -> None:
+    """:func:`same_device` in the order of torch's first op combining them: BCE's kernel
+    (its output on the input's device; the backward's takes ``grad`` next), BCE with
+    logits' ``(pos_weight - 1).mul(target)`` or ``(1 - target).mul_(input)`` (its
+    backward: ``input.sigmoid() - target``), then ``mul_(weight)``."""
+    order: tuple[Array | None, ...]
+    if not logits:
+        order = (x, t, w) if g is None else (x, g, t, w)
+    elif p is not None:
+        order = (p, t, x, g, w)
+    else:
+        order = (t, x, w) if g is None else (x, t, g, w)
+    same_device(*order)
+
+
 def arguments(
     logits: bool,
     input: Array,
@@ -251,6 +292,8 @@ def arguments(
     # in the order PyTorch checks (its first error is the one raised)
     if logits:
         floating(input, "log_sigmoid", backend)
+        if backend.checks_devices:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
+            _devices(True, input, target, weight, pos_weight, grad_output)
         if pos_weight is not None:
             broadcasts_into(pos_weight, shape, "pos_weight", backend, into="pos_weight")
             not_bool(pos_weight, backend)
@@ -260,6 +303,8 @@ def arguments(
     else:
         if weight is not None:
             broadcastable(weight, shape, backend)
+        if backend.checks_devices:  # TensorIterator: device, then dtype
+            _devices(False, input, target, weight, None, grad_output)
         same_dtype(input, target, backend)
         floating(input, op, backend)
         if weight is not None:
