@@ -73,7 +73,6 @@ class Backend:
     #: error itself; JAX moves uncommitted arrays)
     checks_devices = True
 
-
     def __init__(self, xp: Any) -> None:
         self.xp = xp  #: the library's array API namespace
         self.ops = xp  #: the namespace the formulas get
