@@ -69,7 +69,7 @@ y = np.asarray([[1.0], [0.0]], dtype=np.float32)
 x = np.asarray([0.8, -1.2, 3.0])
 t = np.asarray([1.0, 0.0, 0.0])
 one = np.asarray(1.0)
-assert float(xbce.binary_cross_entropy(p, y)) == 0.6052852869033813  # PyTorch 2.13's value
+xbce.binary_cross_entropy(p, y)  # values: against torch in test_forward.py; here, imports
 xbce.binary_cross_entropy(p, y, weight=np.asarray([2.0], np.float32), reduction="none")
 xbce.binary_cross_entropy_with_logits(x, t, pos_weight=np.asarray([1.0, 2.0, 3.0]))
 xbce.binary_cross_entropy_backward(np.float32(1.0), p, y)

@@ -81,8 +81,8 @@ class BCELoss(_Loss):
     >>> loss = xbce.BCELoss(reduction="sum")
     >>> loss
     BCELoss(reduction='sum')
-    >>> float(loss(np.asarray([0.6, 0.2, 0.7]), np.asarray([1.0, 0.0, 1.0])))
-    1.0906441190189329
+    >>> round(float(loss(np.asarray([0.6, 0.2, 0.7]), np.asarray([1.0, 0.0, 1.0]))), 10)
+    1.090644119
     """
 
     _fields = ("weight",)
