@@ -167,3 +167,37 @@ def test_more_matches_are_listed_not_sent_to_an_attribute() -> None:
     listed = rest.split("matches:\n", 1)[1].splitlines()
     assert [line.strip() for line in listed if line.strip()] == expected
     assert "(see .matches)" in str(xbce.explain([0.5401, 0.4482], [1, 0], value))  # Python
+
+
+def test_batch_size_recognises_an_epoch_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--batch-size``: the sum of torch's batch means of the usual loop, the dataset's
+    BCE beside it."""
+    p = torch.tensor([0.6, 0.3, 0.2, 0.4, 0.1, 0.8, 0.7], dtype=torch.float64)
+    y = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    epoch_loss = 0.0
+    for pb, yb in torch.utils.data.DataLoader(torch.utils.data.TensorDataset(p, y),
+                                              batch_size=3):
+        epoch_loss += torch.nn.functional.binary_cross_entropy(pb, yb).item()
+    dataset = torch.nn.functional.binary_cross_entropy(p, y).item()
+    value = f"{epoch_loss:.6f}"
+    status = _cli.main(["explain", "--input", ",".join(map(str, p.tolist())), "--target",
+                        ",".join(map(str, y.tolist())), "--value", value,
+                        "--batch-size", "3"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.startswith(f"{float(value):.8g} matches 'torch sum of batch means'")
+    assert f"gives {dataset:.8g} in float64: the dataset's BCE" in out
+    assert "over 3 batches of 3, the last of 1" in out
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    ("0", "batch_size should be a positive integer value, but got batch_size=0"),
+    ("-3", "batch_size should be a positive integer value, but got batch_size=-3"),
+    ("two", "argument --batch-size: invalid int value: 'two'"),
+])
+def test_bad_batch_size_exits_2(size: str, message: str) -> None:
+    out = _run("explain", "--input", "0.5,0.4", "--target", "1,0", "--value", "1",
+               "--batch-size", size)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr

@@ -9,6 +9,7 @@ at the end of this file when those libraries are installed).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from backends import (
     BACKENDS,  # noqa: F401  (the backend fixture's parameters)
     Backend,
 )
+from tolerances import ulps
 
 import xbce
 from xbce import conventions
@@ -242,3 +244,110 @@ def test_candidates_cover_the_documented_variants() -> None:
                  "torch mean of row sums", "torch, terms rounded to 2 decimals"):
         assert name in names, name
     assert {c.dtype for c in e.candidates} == {"float32", "float64"}
+
+
+# ------------------------------------------------------------------- epoch losses
+def _epoch_loss(x: torch.Tensor, t: torch.Tensor, batch_size: int, *, logits: bool = False,
+                weight: torch.Tensor | None = None) -> tuple[float, int]:
+    """The usual loop: torch's mean loss per batch of a DataLoader, ``.item()`` added up;
+    returns (the sum of the batch means, the number of batches)."""
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, t),
+                                         batch_size=batch_size)
+    loss_fn = (torch.nn.functional.binary_cross_entropy_with_logits if logits
+               else torch.nn.functional.binary_cross_entropy)
+    epoch_loss = 0.0
+    for xb, tb in loader:
+        epoch_loss += loss_fn(xb, tb, weight=weight).item()
+    return epoch_loss, len(loader)
+
+
+def _epoch_data(n: int, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(20)
+    p = torch.rand(n, generator=g, dtype=torch.float64).clamp(0.01, 0.99).to(dtype)
+    y = (torch.rand(n, generator=g, dtype=torch.float64) > 0.5).to(dtype)
+    return p, y
+
+
+def test_mean_of_batch_means_with_a_smaller_last_batch() -> None:
+    p, y = _epoch_data(10)
+    total, batches = _epoch_loss(p, y, 4)  # batches of 4, 4 and 2
+    value = total / batches
+    e = xbce.explain(p.numpy(), y.numpy(), value, batch_size=4)
+    dataset = torch.nn.functional.binary_cross_entropy(p, y).item()
+    assert e.matches[0] == "torch mean of batch means"
+    assert "torch" not in e.matches  # the last batch weighs as much as a full one
+    assert e.torch == dataset  # the dataset's BCE beside it, in the inputs' float32
+    text = str(e)
+    assert f"gives {dataset:.8g} in float32: the dataset's BCE" in text
+    assert "the mean of PyTorch's batch means over 3 batches of 4, the last of 2" in text
+    assert "the last, smaller batch weighs as much as a full one" in text
+
+
+def test_sum_of_batch_means_of_logits_with_weights_2d() -> None:
+    g = torch.Generator().manual_seed(21)
+    x = torch.randn(8, 3, generator=g, dtype=torch.float64) * 3
+    t = (torch.rand(8, 3, generator=g, dtype=torch.float64) > 0.5).double()
+    w = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    total, batches = _epoch_loss(x, t, 3, logits=True, weight=w)  # rows: 3, 3 and 2
+    assert batches == 3
+    e = xbce.explain(x.numpy(), t.numpy(), total, batch_size=3, weight=w.numpy(),
+                     from_logits=True)
+    assert e.matches[0] == "torch sum of batch means"
+    assert e.torch == torch.nn.functional.binary_cross_entropy_with_logits(x, t, w).item()
+    assert "not divided by the number of batches" in str(e)
+
+
+def test_batches_that_divide_give_the_dataset_bce() -> None:
+    p, y = _epoch_data(12)
+    total, batches = _epoch_loss(p, y, 4)
+    e = xbce.explain(p.numpy(), y.numpy(), total / batches, batch_size=4)
+    assert e.matches[:2] == ["torch", "torch mean of batch means"]
+    text = str(e)
+    assert "Your value is PyTorch's" in text
+    # the epoch's sum is said beside it: torch's, within the tolerance of a float32 mean
+    said = _batch_candidate(e, "sum of batch means", "float32")
+    assert abs(said - total) <= batches * _reduced_tolerance(total / batches, "float32")
+    assert f"their sum {said:.8g}." in text
+
+
+def test_the_dataset_bce_says_what_the_epoch_losses_would_be() -> None:
+    p, y = _epoch_data(10, torch.float64)
+    dataset = torch.nn.functional.binary_cross_entropy(p, y).item()
+    total, batches = _epoch_loss(p, y, 3)
+    e = xbce.explain(p.numpy(), y.numpy(), f"{dataset:.5f}", batch_size=3)
+    assert e.matches[0] == "torch"
+    assert "torch mean of batch means" not in e.matches
+    mean = _batch_candidate(e, "mean of batch means", "float64")
+    said = _batch_candidate(e, "sum of batch means", "float64")
+    assert abs(said - total) <= batches * _reduced_tolerance(total / batches, "float64")
+    assert abs(mean - total / batches) <= 2 * _reduced_tolerance(total / batches, "float64")
+    assert (f"Over 4 batches of 3 (the last of 1), the mean of PyTorch's batch means would "
+            f"be {mean:.8g} and their sum {said:.8g}.") in str(e)
+
+
+def _batch_candidate(e: xbce._explain.Explanation, reduction: str, dtype: str) -> float:
+    return next(c.value for c in e.candidates
+                if c.formula == "torch" and c.reduction == reduction and c.dtype == dtype)
+
+
+def _reduced_tolerance(mean: float, dtype: str) -> float:
+    """tests/tolerances.py's ``reduced`` tolerance of one batch mean (terms >= 0: the scale
+    of the summed terms is the mean itself)."""
+    return ulps("reduced", dtype, "numpy") * float(np.spacing(np.asarray(mean, dtype)))
+
+
+def test_without_batch_size_no_epoch_candidates() -> None:
+    p, y = _epoch_data(10)
+    e = xbce.explain(p.numpy(), y.numpy(), 0.5)
+    assert e.batch_size is None
+    assert not [c for c in e.candidates if "batch" in c.reduction]
+
+
+@pytest.mark.parametrize("batch_size", [0, -2, 1.5, True])
+def test_bad_batch_size_raises_as_the_dataloader(batch_size: Any) -> None:
+    dataset = torch.utils.data.TensorDataset(torch.zeros(3))
+    with pytest.raises(ValueError, match="positive integer") as torch_error:
+        torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+    with pytest.raises(ValueError, match="positive integer") as ours:
+        xbce.explain([0.5, 0.3], [1.0, 0.0], 0.5, batch_size=batch_size)
+    assert str(ours.value) == str(torch_error.value)

@@ -89,12 +89,16 @@ def _parser() -> argparse.ArgumentParser:
                          help="per-element weights (broadcast to the input's shape)")
     explain.add_argument("--logits", action="store_true",
                          help="--input holds logits (binary_cross_entropy_with_logits)")
+    explain.add_argument("--batch-size", type=int, metavar="N",
+                         help="VALUE may be an epoch's loss: the mean or the sum of "
+                              "PyTorch's batch means over batches of N samples (the "
+                              "first axis, in order; the last batch smaller)")
     explain.add_argument("--candidates", action="store_true",
                          help="also list every variant tried, with its value")
     return parser
 
 
-_VALUED = ("--input", "--target", "--weight", "--value")
+_VALUED = ("--input", "--target", "--weight", "--value", "--batch-size")
 
 
 def _join_negative_values(argv: Sequence[str]) -> list[str]:
@@ -126,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             target = _load(args.target, "target")
             weight = None if args.weight is None else _load(args.weight, "weight")
             result = explain(inputs, target, args.value, weight=weight,
-                             from_logits=args.logits)
+                             from_logits=args.logits, batch_size=args.batch_size)
         except (_BadArgument, ValueError, TypeError) as err:
             parser.exit(2, f"xbce explain: error: {err}\n")
         # the full list of matches follows, so the summary points there (not at .matches)

@@ -51,8 +51,9 @@ class Candidate:
     formula : str
         The formula part of the name (``"torch"``, ``"keras"``, ``"log(1-p), clamp 1e-7"``).
     reduction : str
-        ``"mean"``, ``"sum"``, ``"sum of row means"``, ``"mean of row sums"`` or
-        ``"weighted mean"``.
+        ``"mean"``, ``"sum"``, ``"sum of row means"``, ``"mean of row sums"``,
+        ``"weighted mean"``, or (with ``batch_size``) ``"mean of batch means"`` or
+        ``"sum of batch means"``.
     """
 
     name: str
@@ -85,6 +86,10 @@ class Explanation:
         The dtype the inputs were read in (float64 for lists and integers).
     from_logits : bool
         Whether the inputs were logits.
+    batch_size : int or None
+        The batch size passed to :func:`explain` (``None``: no epoch-loss candidates).
+    samples : int
+        The number of samples: the length of the inputs' first axis (batches split it).
     """
 
     value: float
@@ -94,6 +99,8 @@ class Explanation:
     closest: Candidate = field(repr=False)
     input_dtype: str = "float64"
     from_logits: bool = False
+    batch_size: int | None = None
+    samples: int = 0
     digits: int | None = field(default=None, repr=False)
     _matched: tuple[Candidate, ...] = field(default=(), repr=False)
     _exact: frozenset[str] = field(default=frozenset(), repr=False)
@@ -276,6 +283,35 @@ def _reductions(terms: Array, weight: Array | None) -> list[tuple[str, float]]:
     return out
 
 
+def _batch_reductions(terms: Array, weight: Array | None,
+                      batch_size: int) -> list[tuple[str, float]]:
+    """An epoch's loss of the usual loop: torch's mean on each batch of ``batch_size``
+    samples (the first axis; the last batch smaller when the size does not divide), each
+    read with ``loss.item()`` and added up in a Python float, then divided by the number
+    of batches or not."""
+    import numpy as np
+
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        w = terms * weight if weight is not None else terms
+        means = [float(np.mean(w[i:i + batch_size]))
+                 for i in range(0, w.shape[0], batch_size)]
+    total = 0.0
+    for m in means:  # epoch_loss += loss.item()
+        total += m
+    return [("mean of batch means", total / len(means)), ("sum of batch means", total)]
+
+
+def _batches(samples: int, batch_size: int) -> str:
+    """``3 batches of 4 (the last of 2)``."""
+    full, last = divmod(samples, batch_size)
+    count = full + (last > 0)
+    if count == 1:
+        return f"1 batch of {samples}"
+    if last == 0:
+        return f"{count} batches of {batch_size}"
+    return f"{count} batches of {batch_size} (the last of {last})"
+
+
 def _name(formula: str, reduction: str) -> str:
     if reduction == "mean":
         return formula
@@ -320,6 +356,7 @@ def explain(
     *,
     weight: Any = None,
     from_logits: bool = False,
+    batch_size: int | None = None,
 ) -> Explanation:
     """Which convention turns ``input`` and ``target`` into ``value``?
 
@@ -346,6 +383,13 @@ def explain(
         reduction divides by their sum (scikit-learn's and Keras' weighted mean).
     from_logits : bool, default False
         Whether ``input`` holds logits.
+    batch_size : int, optional
+        The batch size of an epoch's loss: ``value`` may then also be the mean or the sum
+        of PyTorch's batch means over batches of ``batch_size`` samples taken in order
+        along the first axis (the last batch smaller when the size does not divide), as
+        the usual loop ``epoch_loss += loss.item()`` computes (divided by the number of
+        batches, or not). ``.torch`` stays the dataset's BCE: PyTorch's mean over all
+        elements at once.
 
     Returns
     -------
@@ -357,7 +401,8 @@ def explain(
     ------
     ValueError
         If the shapes differ, ``weight`` does not broadcast, ``value`` is not one number,
-        or a probability lies outside [0, 1] (with ``from_logits=False``).
+        a probability lies outside [0, 1] (with ``from_logits=False``), or ``batch_size``
+        is not a positive integer.
     TypeError
         If an argument does not hold real numbers.
 
@@ -381,8 +426,9 @@ def explain(
     - reductions: nothing for the mean over all elements (Keras' default for equal-length
       rows); ``sum``; ``weighted mean`` (with ``weight``: Σwℓ / Σw); for inputs of 2 or
       more dimensions, ``sum of row means`` (Keras' ``reduction="sum"``) and ``mean of
-      row sums``. Single-word formulas take a space (``torch sum``), others a comma
-      (``log(1-p), clamp 1e-7, sum``);
+      row sums``; with ``batch_size``, ``torch mean of batch means`` and ``torch sum of
+      batch means`` (an epoch's loss). Single-word formulas take a space (``torch
+      sum``), others a comma (``log(1-p), clamp 1e-7, sum``);
     - dtype: ``, float32`` or ``, float64`` (e.g. ``torch sum, float32``) when the
       evaluation in the inputs' own dtype (float64 for lists) does not reproduce the value
       and the one in that dtype does.
@@ -395,6 +441,16 @@ def explain(
     ['torch sum', 'keras sum', 'sklearn sum']
     >>> round(e.torch, 7)
     0.6052853
+
+    An epoch's loss: the mean of the batch means over batches of 2, 2 and 1 (0.434, 0.570
+    and 2.303), where the dataset's BCE is 0.862:
+
+    >>> p, y = [0.6, 0.3, 0.2, 0.4, 0.1], [1, 0, 0, 1, 1]
+    >>> e = xbce.explain(p, y, "1.1020", batch_size=2)
+    >>> e.matches
+    ['torch mean of batch means']
+    >>> round(e.torch, 4)
+    0.8619
     """
     import numpy as np
 
@@ -402,6 +458,13 @@ def explain(
     y = _to_numpy(target, "target")
     w = None if weight is None else _to_numpy(weight, "weight")
     number, digits, _ = _value_and_digits(value)
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+        or batch_size <= 0
+    ):
+        # torch.utils.data.DataLoader's message
+        raise ValueError("batch_size should be a positive integer value, but got "
+                         f"batch_size={batch_size}")
     if p.size == 0:
         raise ValueError("input is empty: there is no loss to explain")
     if p.shape != y.shape:
@@ -451,7 +514,16 @@ def explain(
                     torch_value = float(np.mean(weighted))
                 if dtype == dtypes[0]:
                     candidates.extend(_rounded_terms(terms, wd, dtype))
-    return _explanation(number, digits, torch_value, candidates, native, from_logits)
+                if batch_size is not None:
+                    flat = terms.reshape(1) if terms.ndim == 0 else terms
+                    bw = None if wd is None else np.broadcast_to(wd, terms.shape).reshape(
+                        flat.shape)
+                    for reduction, v in _batch_reductions(flat, bw, int(batch_size)):
+                        candidates.append(Candidate(_name(formula, reduction), v, dtype,
+                                                    formula, reduction))
+    return _explanation(number, digits, torch_value, candidates, native, from_logits,
+                        None if batch_size is None else int(batch_size),
+                        1 if p.ndim == 0 else p.shape[0])
 
 
 def _rounded_terms(terms: Array, weight: Array | None, dtype: str) -> list[Candidate]:
@@ -470,7 +542,8 @@ def _rounded_terms(terms: Array, weight: Array | None, dtype: str) -> list[Candi
 
 
 def _explanation(value: float, digits: int | None, torch_value: float,
-                 candidates: list[Candidate], native: str, from_logits: bool) -> Explanation:
+                 candidates: list[Candidate], native: str, from_logits: bool,
+                 batch_size: int | None = None, samples: int = 0) -> Explanation:
     matched: list[Candidate] = []
     exact: set[str] = set()
     for c in candidates:
@@ -499,6 +572,8 @@ def _explanation(value: float, digits: int | None, torch_value: float,
         closest=closest,
         input_dtype=native,
         from_logits=from_logits,
+        batch_size=batch_size,
+        samples=samples,
         digits=digits,
         _matched=tuple(sorted(matched, key=lambda c: _rank(c, native))),
         _exact=frozenset(exact),
@@ -506,7 +581,8 @@ def _explanation(value: float, digits: int | None, torch_value: float,
 
 
 _FORMULA_ORDER = ("torch", "keras", "sklearn", "optax", "tensorflow")
-_REDUCTION_ORDER = ("mean", "sum", "weighted mean", "sum of row means", "mean of row sums")
+_REDUCTION_ORDER = ("mean", "mean of batch means", "sum of batch means", "sum", "weighted mean",
+                    "sum of row means", "mean of row sums")
 
 
 def _rank(c: Candidate, native: str) -> tuple[int, int, int, int]:
@@ -587,6 +663,21 @@ def _why(c: Candidate, e: Explanation) -> str:
         "mean of row sums": "it sums each row, then averages over the rows, where PyTorch "
                             "averages over all elements",
     }.get(c.reduction)
+    if c.reduction in ("mean of batch means", "sum of batch means") and e.batch_size:
+        batches = _batches(e.samples, e.batch_size).replace(" (the last", ", the last")
+        batches = batches.removesuffix(")")
+        if c.reduction.startswith("mean"):
+            reduction = (f"it is an epoch's loss: the mean of PyTorch's batch means over "
+                         f"{batches} (`epoch_loss += loss.item()`, then divided by the "
+                         "number of batches), where the dataset's BCE averages all "
+                         "elements at once")
+            if e.samples % e.batch_size:
+                reduction += ": the last, smaller batch weighs as much as a full one"
+        else:
+            reduction = (f"it is an epoch's loss: the sum of PyTorch's batch means over "
+                         f"{batches} (`epoch_loss += loss.item()`, not divided by the "
+                         "number of batches), where the dataset's BCE averages all "
+                         "elements at once")
     if reduction:
         parts.append(reduction)
     if c.dtype != e.input_dtype and c.name not in {m for m in e.matches}:
@@ -604,6 +695,9 @@ def _describe(e: Explanation, more: str = "see .matches") -> str:
     kind = "binary_cross_entropy_with_logits" if e.from_logits else "binary_cross_entropy"
     torch_sentence = (f"PyTorch ({kind}, reduction='mean') gives {_fmt(e.torch)} "
                       f"in {e.input_dtype}.")
+    if e.batch_size is not None:  # beside an epoch's loss: say that this is the dataset's
+        torch_sentence = torch_sentence[:-1] + (
+            ": the dataset's BCE, over all its elements at once.")
     if e.matches:
         shown = e.matches[:6]
         hidden = len(e.matches) - len(shown)
@@ -624,6 +718,8 @@ def _describe(e: Explanation, more: str = "see .matches") -> str:
                 if other:
                     sentences.append("The other conventions listed agree with PyTorch on "
                                      "these inputs.")
+            if e.batch_size is not None:
+                sentences.append(_epoch_sentence(e))
         else:
             why = _why(best, e)
             sentences.append(f"It differs from PyTorch because {why}." if why else
@@ -643,6 +739,16 @@ def _describe(e: Explanation, more: str = "see .matches") -> str:
         if why:
             sentences.append(f"That variant differs from PyTorch because {why}.")
     return " ".join(sentences)
+
+
+def _epoch_sentence(e: Explanation) -> str:
+    """With ``batch_size``, what the epoch's losses would have been."""
+    found = {c.reduction: c.value for c in e.candidates if c.formula == "torch" and
+             c.dtype == e.input_dtype and c.reduction.endswith("of batch means")}
+    batches = _batches(e.samples, e.batch_size or 1)
+    return (f"Over {batches}, the mean of PyTorch's batch means would be "
+            f"{_fmt(found['mean of batch means'])} and their sum "
+            f"{_fmt(found['sum of batch means'])}.")
 
 
 def _decimals(digits: int | None) -> str:
