@@ -115,8 +115,10 @@ class Backend:
     ) -> Array:
         """Either loss: every check that reads no values, the formula, then BCE's value
         check (which rides on the computed loss: see :func:`_checks.unit_interval`)."""
-        _checks.arguments(logits, x, t, reduction, self, weight=w, pos_weight=p)
         lazy = self.lazy(x, t)
+        # BCE: torch checks the values before it refuses a weight (only then read here)
+        values = None if logits or lazy else partial(self.unit_interval, x, t)
+        _checks.arguments(logits, x, t, reduction, self, weight=w, pos_weight=p, values=values)
         if logits or lazy:
             return self.evaluate(logits, x, t, w, p, reduction, lazy)
         if reduction == formulas.NONE:  # no sum to ride on: check the values first

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from . import _messages
@@ -139,13 +140,32 @@ def not_bool(p: Array, backend: Backend) -> None:
         )
 
 
+def _with_known(
+    wshape: tuple[Any, ...], shape: tuple[Any, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Both shapes with each unknown length (lazy arrays: NaN or None) replaced by the
+    other shape's length on that axis (1 where neither is known), so that torch's
+    broadcasting rules judge only what is known; NumPy checks each block later."""
+    w, s = list(wshape), list(shape)
+    for i in range(1, min(len(w), len(s)) + 1):
+        a, b = w[-i], s[-i]
+        if not known(a):
+            w[-i] = b if known(b) else 1
+        if not known(b):
+            s[-i] = w[-i]
+    w = [n if known(n) else 1 for n in w]
+    s = [n if known(n) else 1 for n in s]
+    return tuple(w), tuple(s)
+
+
 def broadcastable(w: Array, shape: tuple[int, ...], backend: Backend) -> None:
-    """binary_cross_entropy's Python-side ``torch.broadcast_shapes(target, weight)``
-    (in torch's words; elsewhere :func:`broadcasts_into` says it all, later)."""
-    if backend.torch_wording:
-        _, msg = _messages.broadcast_shapes(tuple(shape), tuple(w.shape))
-        if msg is not None:
-            raise ShapeMismatchError(msg)
+    """binary_cross_entropy's Python-side ``torch.broadcast_shapes(target, weight)``:
+    its error comes before every other but the shape's (the growth of the result,
+    which broadcasting alone allows, is checked later: see :func:`arguments`)."""
+    wshape, shape = _with_known(tuple(w.shape), tuple(shape))
+    _, msg = _messages.broadcast_shapes(shape, wshape, backend.torch_wording)
+    if msg is not None:
+        raise ShapeMismatchError(msg)
 
 
 def broadcasts_into(
@@ -153,42 +173,62 @@ def broadcasts_into(
 ) -> None:
     """``w`` must broadcast into ``shape`` (right-aligned); the result never grows.
 
-    In torch's words (torch tensors) the message is the one PyTorch raises where it applies ``w``:
-    ``into='bce'``, binary_cross_entropy's ``weight`` (``broadcast_shapes`` with the
-    target, then ``loss.mul_(weight)``); ``'result'``, ``loss.mul_(w)`` (the loss is
-    tensor a); ``'pos_weight'``, ``(pos_weight - 1).mul(target)`` (pos_weight is
-    tensor a), then ``log_sigmoid.mul_(...)``."""
-    wshape, shape = tuple(w.shape), tuple(shape)
-    if backend.torch_wording:
-        if into == "bce":
-            common, msg = _messages.broadcast_shapes(shape, wshape)
-            grown: tuple[int, ...] = tuple(common)
-        elif into == "pos_weight":
-            grown, msg = _messages.infer_size(wshape, shape)
-        else:
-            grown, msg = _messages.infer_size(shape, wshape)
-        if msg is None and grown != shape:
-            msg = _messages.grows(shape, grown)
-        if msg is not None:
-            raise ShapeMismatchError(msg)
-        return
-    ndim = max(len(wshape), len(shape))
-    for i in range(1, min(len(wshape), len(shape)) + 1):
-        a, b = wshape[-i], shape[-i]
-        if not (known(a) and known(b)):
-            continue  # an unknown length (lazy arrays): NumPy checks each block
-        if a not in (1, b):
-            raise ShapeMismatchError(
-                f"{name} of shape {wshape} does not broadcast to the input shape "
-                f"{shape}: the size of tensor a ({a}) must match the size of tensor b "
-                f"({b}) at non-singleton dimension {ndim - i}"
-            )
-    if len(wshape) > len(shape):
-        bigger = wshape[: ndim - len(shape)] + shape
-        raise ShapeMismatchError(
-            f"{name} of shape {wshape} would grow the result: output with shape "
-            f"{list(shape)} doesn't match the broadcast shape {list(bigger)}"
+    The message is the one PyTorch raises where it applies ``w`` (shapes as tuples
+    off torch): ``into='bce'``, binary_cross_entropy's ``weight``
+    (``broadcast_shapes`` with the target, then ``loss.mul_(weight)``); ``'result'``,
+    ``loss.mul_(w)`` (the loss is tensor a); ``'pos_weight'``,
+    ``(pos_weight - 1).mul(target)`` (pos_weight is tensor a), then
+    ``log_sigmoid.mul_(...)``. ``name`` is not part of torch's message."""
+    msg = _broadcast_problem(w, shape, backend, into=into)
+    if msg is not None:
+        raise ShapeMismatchError(msg)
+
+
+def _broadcast_problem(
+    w: Array, shape: tuple[int, ...], backend: Backend, *, into: str
+) -> str | None:
+    wshape, shape = _with_known(tuple(w.shape), tuple(shape))
+    if into == "bce":
+        common, msg = _messages.broadcast_shapes(shape, wshape, backend.torch_wording)
+        grown: tuple[int, ...] = tuple(common)
+    elif into == "pos_weight":
+        grown, msg = _messages.infer_size(wshape, shape)
+    else:
+        grown, msg = _messages.infer_size(shape, wshape)
+    if msg is None and grown != shape:
+        msg = _messages.grows(shape, grown)
+    return msg
+
+
+def castable(
+    w: Array, result: Array, backend: Backend, *, dims: bool | None = None
+) -> None:
+    """``result.mul_(w)`` in place: torch refuses a complex ``w`` (its product cannot be
+    cast back to the real ``result``). ``dims``: whether ``w`` as multiplied is
+    dimensioned (default: ``w.ndim > 0``)."""
+    if backend.xp.isdtype(w.dtype, "complex floating"):
+        product = _messages.complex_product(
+            result.dtype, result.ndim > 0, w.dtype, w.ndim > 0 if dims is None else dims
         )
+        raise UnsupportedDtypeError(
+            _messages.cannot_cast(product, result.dtype, backend.torch_wording)
+        )
+
+
+def pos_weight_castable(p: Array, x: Array, t: Array, backend: Backend) -> None:
+    """``log_sigmoid(x).mul_((p - 1).mul(t).add_(1))``: a complex ``p`` (or target)
+    makes the log-weight complex, which the real ``log_sigmoid`` cannot take in place."""
+    xp = backend.xp
+    if not xp.isdtype(p.dtype, "complex floating"):
+        return
+    if xp.isdtype(t.dtype, "real floating"):
+        weight = _messages.complex_product(t.dtype, t.ndim > 0, p.dtype, p.ndim > 0)
+    else:
+        weight = _messages.natural_name(p.dtype)  # (p - 1).mul(integer or bool t)
+    product = _messages.complex_product(
+        x.dtype, x.ndim > 0, weight, p.ndim > 0 or t.ndim > 0
+    )
+    raise UnsupportedDtypeError(_messages.cannot_cast(product, x.dtype, backend.torch_wording))
 
 
 def same_device(*arrays: Array | None) -> None:
@@ -280,36 +320,58 @@ def arguments(
     weight: Array | None = None,
     pos_weight: Array | None = None,
     grad_output: Array | None = None,
+    values: Callable[[], None] | None = None,
 ) -> None:
     """Every check of the arguments that reads no values, in the order PyTorch makes
     them (its first error is the one raised). ``reduction`` is already validated.
 
     ``backend`` is the call's (``_backends``): torch tensors get torch's words, and
-    torch refuses a weight that requires grad."""
+    torch refuses a weight that requires grad. ``values`` (BCE on eager arrays): the
+    value check, which torch's kernel makes before it multiplies by the weight; it is
+    called here only when the weight is refused (it grows the result, or is complex),
+    so that a bad value is reported first, as torch does.
+
+    torch's order: ``F.binary_cross_entropy``'s shape check and
+    ``broadcast_shapes(target, weight)``; the autograd kernel's refusal of a weight
+    that requires grad; TensorIterator's dtype check; the kernel's dtype dispatch and
+    per-element value check; ``loss.mul_(weight)`` (growth, then dtype).
+    ``F.binary_cross_entropy_with_logits``'s shape check; the autograd kernel's
+    refusal (``weight``, then ``pos_weight``); ``log_sigmoid(input)``; ``pos_weight -
+    1`` (bool), ``.mul(target)`` (broadcast), ``log_sigmoid.mul_(...)`` (growth, then
+    dtype); ``(1 - target).mul_(input)`` (the target's dtype); ``loss.mul_(weight)``."""
     op = "binary_cross_entropy_with_logits" if logits else "binary_cross_entropy"
     same_shape(input, target, logits=logits)
     shape = tuple(input.shape)
-    # in the order PyTorch checks (its first error is the one raised)
     if logits:
+        backend.refuse_gradients(op, weight, pos_weight)
         floating(input, "log_sigmoid", backend)
         if backend.checks_devices:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
             _devices(True, input, target, weight, pos_weight, grad_output)
         if pos_weight is not None:
-            broadcasts_into(pos_weight, shape, "pos_weight", backend, into="pos_weight")
             not_bool(pos_weight, backend)
+            broadcasts_into(pos_weight, shape, "pos_weight", backend, into="pos_weight")
+            pos_weight_castable(pos_weight, input, target, backend)
         logits_target(target, input, backend)
         if weight is not None:
             broadcasts_into(weight, shape, "weight", backend, into="result")
+            castable(weight, target, backend)
     else:
         if weight is not None:
             broadcastable(weight, shape, backend)
+        backend.refuse_gradients(op, weight, None)
         if backend.checks_devices:  # TensorIterator: device, then dtype
             _devices(False, input, target, weight, None, grad_output)
         same_dtype(input, target, backend)
         floating(input, op, backend)
         if weight is not None:
-            broadcasts_into(weight, shape, "weight", backend, into="bce")
+            try:
+                broadcasts_into(weight, shape, "weight", backend, into="bce")
+                # the weight as torch multiplies it: expanded, dimensioned with the input
+                castable(weight, input, backend, dims=input.ndim > 0 or weight.ndim > 0)
+            except (ShapeMismatchError, UnsupportedDtypeError):
+                if values is not None:
+                    values()  # torch's kernel checks the values before ``mul_(weight)``
+                raise
     if grad_output is not None:
         shape_out = () if reduction != NONE else shape
         broadcasts_into(grad_output, shape_out, "grad_output", backend, into="result")
-    backend.refuse_gradients(op, weight, pos_weight)

@@ -197,8 +197,18 @@ def scale_by_numel(g: Array, n: int, xp: Namespace, *, like: Array | None = None
 
 # -------------------------------------------------------------------------- forward
 def bce_elementwise(x: Array, y: Array, *, xp: Namespace) -> Array:
-    """``(y - 1) * max(log1p(-x), -100) - y * max(log(x), -100)``, per-op rounded."""
-    log_1mx = xp.maximum(xp.log1p(-x), LOG_CLAMP)
+    """``(y - 1) * max(log1p(-x), -100) - y * max(log(x), -100)``, per-op rounded.
+
+    ``log1p(-x)`` is taken as ``min(log1p(-x), -x)``: the same value wherever
+    ``log1p`` is faithful (``log(1 - x) <= -x``, and ``-x`` is a float, so every
+    faithful rounding is ``<= -x``), and ``-x`` where a library's ``log1p`` is not:
+    torch's vectorised ``log1p`` returns 0 for the smallest subnormals (``x = 2**-149``
+    in float32, ``2**-1074`` in float64), where glibc's, which torch's BCE kernel
+    calls, returns ``-x``; a loss of 0 instead of ``x``, and NaN instead of inf times
+    an infinite weight. One elementwise op on a temporary the formula holds anyway
+    (in cache where the arrays are evaluated in blocks), no second pass."""
+    neg_x = -x
+    log_1mx = xp.maximum(xp.minimum(xp.log1p(neg_x), neg_x), LOG_CLAMP)
     log_x = xp.maximum(xp.log(x), LOG_CLAMP)
     # the terms are >= 0 and <= 0: nothing cancels (see ``rounded``)
     return rounded((y - 1.0) * log_1mx, xp=xp, cancels=False) - rounded(

@@ -125,9 +125,15 @@ def binary_cross_entropy(
     TypeError and RuntimeError
         ``target.dtype != input.dtype`` (no type promotion, as in PyTorch).
     TypeError and NotImplementedError
-        an integer, bool or complex ``input``.
+        an integer, bool or complex ``input``; a complex ``weight``.
     RuntimeError
         (PyTorch only) a ``weight`` that requires grad.
+
+    Of several errors, the one PyTorch raises first is raised: the shapes, whether
+    ``weight`` broadcasts with them, a ``weight`` that requires grad, the dtypes,
+    the values, then a ``weight`` that would grow the result or is complex. On Dask
+    (whose values are read only when the graph is computed) the errors that need no
+    values are raised when the graph is built, before any value error.
 
     Notes
     -----
@@ -209,9 +215,14 @@ def binary_cross_entropy_with_logits(
     ValueError and RuntimeError
         ``weight`` or ``pos_weight`` that does not broadcast into ``input.shape``.
     TypeError and NotImplementedError
-        a non-floating ``input`` or ``target``.
+        a non-floating ``input`` or ``target``, a bool or complex ``pos_weight``, a
+        complex ``weight``.
     RuntimeError
         (PyTorch only) a ``weight`` or ``pos_weight`` that requires grad.
+
+    Of several errors, the one PyTorch raises first is raised: the shapes, a
+    ``weight`` or ``pos_weight`` that requires grad, the input's dtype, then
+    ``pos_weight`` (bool, broadcasting, complex), the target's dtype, then ``weight``.
 
     Notes
     -----

@@ -99,6 +99,17 @@ class JaxNamespace:
         # (not s + _TINY: XLA reassociates (1 + u) + _TINY)
         return jnp.log(s) + e / jnp.maximum(s, _TINY)
 
+    def sum(self, a: Array, *, dtype: Any = None) -> Array:
+        """The whole-array sum (the only one xbce takes), +0.0 for a one-element -0.0.
+
+        torch's sum starts from +0.0, so that a sum of -0.0 is +0.0; XLA reduces a
+        one-element array to the element itself (eagerly and under ``jit``), and folds
+        ``s + 0.0`` away, but not the ``where`` on the 0-d result."""
+        total = jnp.sum(a, dtype=dtype)
+        if a.size != 1:
+            return total  # XLA's reduction starts from +0.0 then
+        return jnp.where(total == 0, jnp.zeros((), total.dtype), total)
+
     def log_sigmoid(self, x: Array) -> Array:
         """The array-API composition with XLA's ``log1p`` (accurate on ``(0, 1]``)."""
         return formulas.log_sigmoid(x, xp=jnp)
@@ -161,7 +172,9 @@ def _loss_jvp(logits: bool, reduction: str, lazy: bool, primals: Any, tangents: 
         return out, jnp.zeros_like(out)
     total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
     summed = formulas.NONE if reduction == formulas.NONE else formulas.SUM
-    total = formulas.reduce(total, summed, xp=JNP)
+    # plain ``jnp`` (its sum is linear in the tangent, which JAX must transpose;
+    # ``JaxNamespace.sum``'s ``where`` is not)
+    total = formulas.reduce(total, summed, xp=jnp)
     return out, total.astype(out.dtype)
 
 

@@ -55,18 +55,21 @@ def kernel_name(op: str, x: Any, torch_wording: bool) -> str:
     return _KERNELS.get((op, x.device.type), _KERNELS.get((op, "cpu"), op))
 
 
-def torch_size(shape: tuple[int, ...]) -> str:
-    return f"torch.Size({list(shape)})"
+def torch_size(shape: tuple[int, ...], torch_wording: bool = True) -> str:
+    """A shape as torch prints it (``torch.Size([2, 3])``); else as a tuple (``(2, 3)``),
+    as other libraries print theirs."""
+    return f"torch.Size({list(shape)})" if torch_wording else str(tuple(shape))
 
 
 def broadcast_shapes(
-    first: tuple[int, ...], second: tuple[int, ...]
+    first: tuple[int, ...], second: tuple[int, ...], torch_wording: bool = True
 ) -> tuple[list[int], str | None]:
     """``torch.broadcast_shapes(first, second)``: the common shape, or torch's message.
 
     torch's algorithm (``torch._refs._broadcast_shapes``): the common shape starts as
     ``first``, then takes ``second``'s sizes from the right; the message shows the
-    common shape as far as it got."""
+    common shape as far as it got (the shape named in it as a tuple without
+    ``torch_wording``)."""
     common = [1] * max(len(first), len(second))
     for index, shape in enumerate((first, second)):
         for idx in range(-1, -1 - len(shape), -1):
@@ -77,8 +80,9 @@ def broadcast_shapes(
             if shape[idx] != 1 and common[idx] != shape[idx]:
                 return common, (
                     f"Attempting to broadcast a dimension of length {shape[idx]} at {idx}! "
-                    f"Mismatching argument at index {index} had {torch_size(shape)}; but "
-                    f"expected shape should be broadcastable to {common}"
+                    f"Mismatching argument at index {index} had "
+                    f"{torch_size(shape, torch_wording)}; but expected shape should be "
+                    f"broadcastable to {common}"
                 )
     return common, None
 
@@ -103,3 +107,29 @@ def infer_size(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...],
 def grows(shape: tuple[int, ...], broadcast: tuple[int, ...] | list[int]) -> str:
     """TensorIterator's message for an in-place result that broadcasting would grow."""
     return f"output with shape {list(shape)} doesn't match the broadcast shape {list(broadcast)}"
+
+
+_COMPLEX_OF = {"float16": "complex32", "float64": "complex128"}
+
+
+def complex_product(real: Any, real_dims: bool, other: Any, other_dims: bool) -> str:
+    """The natural name of the complex dtype torch gives ``real * other`` (``real`` a
+    real floating dtype, ``other`` a complex one; ``*_dims``: the operand is not 0-d).
+
+    torch's promotion: a 0-d operand of a higher category lends its category, not its
+    size (float32 times a 0-d complex128 is complex64); otherwise the wider wins."""
+    r, c = natural_name(real), natural_name(other)
+    if real_dims and not other_dims:
+        return _COMPLEX_OF.get(r, "complex64")
+    if other_dims and not real_dims:
+        return c
+    return "complex128" if "float64" in (r, c) or c == "complex128" else c
+
+
+def cannot_cast(result: str, output: Any, torch_wording: bool) -> str:
+    """TensorIterator's message for an in-place op whose result dtype (a natural name)
+    cannot be cast to its output's dtype."""
+    return (
+        f"result type {dtype_name(result, torch_wording)} can't be cast to the desired "
+        f"output type {dtype_name(output, torch_wording)}"
+    )

@@ -72,6 +72,8 @@ class TorchNamespace:
     def minimum(self, a: Any, b: Any) -> Any:
         if isinstance(b, float):
             return torch.clamp_max(a, b)
+        if isinstance(b, torch.Tensor) and b.dtype == a.dtype:
+            return torch.minimum(a, b)  # one dtype: nothing for the wrapper to promote
         return self._xp.minimum(a, b)
 
     def sum(self, a: Any, *, dtype: Any = None) -> Any:
