@@ -222,7 +222,7 @@ def init(like: Array) -> State:
     if lib == "jax":
         import jax
 
-        wide = bool(jax.config.read("jax_enable_x64"))
+        wide = bool(getattr(jax.config, "jax_enable_x64"))  # noqa: B009 (untyped)
         acc = zeros(xp.float64 if wide else xp.float32)
     else:
         try:
