@@ -166,18 +166,26 @@ def torch_error(case: Case, *, valid: bool = False) -> BaseException:
     return info.value
 
 
-def in_library_words(message: str) -> str:
-    """torch's message as xbce words it off torch: the library's dtype names, shapes as
-    tuples, the op's name instead of its CPU kernel's."""
+def in_library_words(message: str, names: dict[str, str] | None = None) -> str:
+    """torch's message as xbce words it off torch: the library's dtype names (``names``:
+    those of the arrays passed, by c10 name, e.g. ``int32`` for torch's ``Long`` on JAX
+    with x64 off; else :data:`LIBRARY_NAMES`), shapes as tuples, the op's name instead
+    of its CPU kernel's."""
+    names = {**LIBRARY_NAMES, **(names or {})}
     message = re.sub(
         r"torch\.Size\(\[([^\]]*)\]\)",
         lambda m: str(tuple(int(n) for n in m.group(1).split(",") if n.strip())),
         message,
     )
     message = message.replace('"log_sigmoid_cpu"', '"log_sigmoid"')
-    for torch_name, name in LIBRARY_NAMES.items():
+    for torch_name, name in names.items():
         message = re.sub(rf"\b{torch_name}\b", name, message)
     return message
+
+
+def _c10_name(dtype: torch.dtype) -> str:
+    natural = str(dtype).removeprefix("torch.")
+    return next((c10 for c10, n in LIBRARY_NAMES.items() if n == natural), natural)
 
 
 def on(backend: Backend, t: torch.Tensor) -> Any:
@@ -214,13 +222,18 @@ def test_first_error_is_torchs(backend: Backend, name: str) -> None:
     if backend.lazy and case.valid:  # no value is read before the graph is computed
         expected = torch_error(case, valid=True)
     ours, _ = FUNCS[case.op]
-    args, kw = case.tensors()
-    args = [on(backend, a) for a in args]
-    kw = {k: on(backend, v) for k, v in kw.items()}
-    got = _raised(ours, *args, **kw)
+    tensors, kw = case.tensors()
+    args = [on(backend, a) for a in tensors]
+    bkw = {k: on(backend, v) for k, v in kw.items()}
+    got = _raised(ours, *args, **bkw)
     assert got is not None, f"xbce accepted what torch refuses with {expected!r}"
     assert isinstance(got, type(expected)), f"{got!r} is not a {type(expected)}"
-    want = str(expected) if backend.name.startswith("torch") else in_library_words(str(expected))
+    if backend.name.startswith("torch"):
+        want = str(expected)
+    else:
+        names = {_c10_name(t.dtype): str(a.dtype).rsplit(".", 1)[-1]
+                 for t, a in zip([*tensors, *kw.values()], [*args, *bkw.values()], strict=True)}
+        want = in_library_words(str(expected), names)
     assert str(got) == want
 
 
