@@ -120,10 +120,13 @@ def distributed(session: nox.Session) -> None:
     """Scale-out: a dask.distributed cluster of worker processes, JAX on 4 CPU devices.
 
     The cluster computes both losses (errors reach the client); JAX arrays sharded over
-    four CPU devices run under jit, shard_map and grad (tests/test_scale_out.py)."""
+    four CPU devices run under jit, shard_map and grad (tests/test_scale_out.py). The
+    running BCE's states merge across them, and across two torch.distributed (gloo)
+    processes (tests/test_running_distributed.py)."""
     session.install(".", *TEST_DEPS, "dask[array]", "distributed", "jax")
-    session.run("pytest", "tests/test_scale_out.py", *session.posargs,
-                env={"XBCE_BACKENDS": "dask,jax", **FOUR_CPU_DEVICES})
+    session.run("pytest", "tests/test_scale_out.py", "tests/test_running_distributed.py",
+                *session.posargs,
+                env={"XBCE_BACKENDS": "dask,jax,torch", **FOUR_CPU_DEVICES})
 
 
 @nox.session
