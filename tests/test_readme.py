@@ -55,6 +55,8 @@ def _section(title: str) -> str:
 
 def _kind(code: str) -> str:
     """Which example a block is (the key of CHECKS)."""
+    if re.search(r"^from xbce import running\b", code, re.M):
+        return "running"
     for module, kind in (("xbce.keras", "keras"), ("xbce.torch", "torch"), ("jax", "jax"),
                          ("numpy", "numpy")):
         if re.search(rf"^import {re.escape(module)}\b", code, re.M):
@@ -232,8 +234,29 @@ def _check_jax(code: str, claims: Claims) -> None:
                      scale=case.scales()[0], what="README jax gradient")
 
 
+def _check_running(code: str, claims: Claims) -> None:
+    v = _run_block(code, {"p": "p", "y": "y", "usual": "usual", "bce": "bce"})
+    p, y = v["p"], v["y"]
+    tol = ulps("reduced", "float32", "torch")
+    # `bce = metric.compute()  # torch's BCE of all ten samples at once`
+    expected = TF.binary_cross_entropy(p, y)
+    scale = loss_scale("bce", p, y, reduction="mean")
+    assert_ulp_close(v["bce"], expected, tol, scale=scale, what="README running BCE")
+    claims.digits("bce", expected, tol, scale)
+    # `usual = epoch_loss / 3  # the mean of the batch means`, recomputed here
+    assert "batch_size=4)" in code  # the batches the check uses
+    means = [TF.binary_cross_entropy(p[i:i + 4], y[i:i + 4]) for i in range(0, len(p), 4)]
+    usual = torch.stack(means).double().mean().to(torch.float32)
+    scale = torch.stack([loss_scale("bce", p[i:i + 4], y[i:i + 4], reduction="mean")
+                         for i in range(0, len(p), 4)]).mean()
+    assert_ulp_close(v["usual"].to(torch.float32), usual, tol, scale=scale,
+                     what="README mean of batch means")
+    claims.digits("usual", usual, tol, scale)
+
+
 CHECKS: dict[str, Callable[[str, Claims], None]] = {
     "torch": _check_torch, "keras": _check_keras, "numpy": _check_numpy, "jax": _check_jax,
+    "running": _check_running,
 }
 
 
