@@ -6,6 +6,11 @@ the whole suite with ``XBCE_BACKENDS`` naming that backend, so a missing backend
 error instead of a skip. Arguments after ``--`` go to pytest (or to the script a session
 runs), e.g. ``nox -s jax -- -x -k logits``.
 
+Besides the newest releases: ``minimum`` runs the suite at the declared minimum versions
+(pyproject.toml's floors), ``jax`` runs it with ``jax_enable_x64`` off (JAX's default)
+and then its float64 tests with it on, and ``array_api_strict`` runs at the newest
+standard with array-api-strict's strictest flags.
+
 Virtualenvs are made by ``virtualenv`` and filled by pip (not uv): the pinned
 ``torch==2.13.0`` must resolve to the CPU wheel that pip finds locally, and a bare or
 open-ended ``torch`` can pull a multi-GB CUDA build. Environments are reused between
@@ -35,6 +40,10 @@ nox.options.reuse_venv = "yes"
 nox.options.error_on_external_run = True
 
 TEST_DEPS = ("pytest", "hypothesis", "numpy", TORCH)
+
+#: The newest version of the array API standard that array-api-strict supports; the
+#: ``array_api_strict`` session runs there with its strictest flags (tests/backends.py)
+STRICT_API_VERSION = "2025.12"
 
 
 # ----------------------------------------------------------------------- helpers
@@ -67,11 +76,14 @@ def _require_gpu(session: nox.Session) -> None:
 FOUR_CPU_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
 
 
-def _run_tests(session: nox.Session, backend: str, env: dict[str, str] | None = None) -> None:
+def _run_tests(
+    session: nox.Session, backend: str, env: dict[str, str] | None = None, *args: str
+) -> None:
     """The whole suite against one backend (forwarding pytest arguments)."""
     session.run(
         "pytest",
         "tests",
+        *args,
         *session.posargs,
         env={"XBCE_BACKENDS": backend, **(env or {})},
     )
@@ -80,9 +92,12 @@ def _run_tests(session: nox.Session, backend: str, env: dict[str, str] | None = 
 # ------------------------------------------------------------------ CPU test sessions
 @nox.session
 def numpy(session: nox.Session) -> None:
-    """Test suite on NumPy, plus the docstring examples of the package (doctests)."""
-    session.install(".", *TEST_DEPS)
-    _run_tests(session, "numpy")
+    """Test suite on NumPy, plus the docstring examples of the package (doctests).
+
+    nox is installed here too: tests/test_nox_gpu.py loads this noxfile (XBCE_REQUIRE_NOX
+    makes a missing nox an error there instead of a skip)."""
+    session.install(".", *TEST_DEPS, "nox")
+    _run_tests(session, "numpy", {"XBCE_REQUIRE_NOX": "1"})
     # the docstring examples use NumPy; the JAX adapter module needs jax to be imported
     session.run(
         "pytest",
@@ -103,9 +118,14 @@ def torch(session: nox.Session) -> None:
 
 @nox.session
 def jax(session: nox.Session) -> None:
-    """Test suite on JAX arrays (CPU), jax.grad/jit/vmap included."""
+    """Test suite on JAX arrays (CPU), jax.grad/jit/vmap included; x64 off, then on.
+
+    First with ``jax_enable_x64`` off, JAX's default and what most JAX users run (float32
+    throughout; the tests that need float64 on JAX are marked ``x64`` and skip, saying
+    so), then with it on for those tests alone (``-m x64``; tests/conftest.py)."""
     session.install(".", *TEST_DEPS, "jax")
-    _run_tests(session, "jax", FOUR_CPU_DEVICES)
+    _run_tests(session, "jax", {**FOUR_CPU_DEVICES, "XBCE_JAX_X64": "0"})
+    _run_tests(session, "jax", {**FOUR_CPU_DEVICES, "XBCE_JAX_X64": "1"}, "-m", "x64")
 
 
 @nox.session
@@ -131,9 +151,54 @@ def distributed(session: nox.Session) -> None:
 
 @nox.session
 def array_api_strict(session: nox.Session) -> None:
-    """Test suite on array-api-strict: proves xbce uses only the array API standard."""
+    """Test suite on array-api-strict: proves xbce uses only the array API standard.
+
+    At the newest version of the standard array-api-strict supports, with its strictest
+    flags: no data-dependent shapes, no boolean indexing, no optional extensions
+    (tests/backends.py sets them before any test runs)."""
     session.install(".", *TEST_DEPS, "array-api-strict")
-    _run_tests(session, "array_api_strict")
+    _run_tests(session, "array_api_strict", {"XBCE_STRICT_API_VERSION": STRICT_API_VERSION})
+
+
+#: The declared minimum versions: pyproject.toml's floors, tested together (``minimum``).
+#: NumPy's floor is 2.0, not 1.26: under NumPy 1.26's value-based casting 0-d float16
+#: and float32 inputs give float64 losses and gradients (measured: 18 failures in
+#: tests/test_errors.py::test_empty_and_zero_d and
+#: tests/test_mixed_inputs.py::test_zero_d_inputs_give_zero_d_arrays; NEP 50, NumPy 2.0).
+MINIMUM = (
+    "numpy==2.0.*",
+    # 0.4.35 .. 0.9.0 measured failing (pyproject.toml's comment on the jax extra)
+    "jax==0.10.0",
+    "jaxlib==0.10.0",
+    "dask[array]==2024.8.*",
+    "array-api-compat==1.11.*",
+    "array-api-strict==2.3.*",
+)
+
+MINIMUM_CHECK = """
+import sys
+from importlib.metadata import version
+pins = dict(p.split("==") for p in sys.argv[1:])
+found = {name: version(name.split("[")[0]) for name in pins}
+wrong = {n: v for n, v in found.items() if not v.startswith(pins[n].rstrip("*").rstrip("."))}
+assert not wrong, f"not the declared minimum versions: {wrong}"
+print("minimum versions:", ", ".join(f"{n} {v}" for n, v in found.items()))
+"""
+
+
+@nox.session
+def minimum(session: nox.Session) -> None:
+    """Test suite at the declared minimum versions (pyproject.toml), the reference torch.
+
+    NumPy, JAX, Dask and array-api-strict arrays through array-api-compat, all at their
+    floors (JAX with x64 on: the float64 tests run too); torch is the pinned reference
+    in every session, so its backend runs in ``torch``."""
+    # wheels only: a floor without a wheel for this Python must fail, not build from source
+    session.install("--only-binary=:all:", *MINIMUM, TORCH, "pytest", "hypothesis")
+    session.install("--no-deps", ".")
+    session.run("python", "-c", MINIMUM_CHECK, *MINIMUM)
+    _run_tests(session, "numpy,jax,dask,array_api_strict",
+               {**FOUR_CPU_DEVICES, "XBCE_JAX_X64": "1"})
 
 
 @nox.session

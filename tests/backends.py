@@ -5,6 +5,17 @@
 it per session. A backend that is named but cannot be imported, or has no device, is
 an error, not a skip. Unset, it means every CPU backend that imports here.
 
+``XBCE_JAX_X64`` chooses JAX's 64-bit mode: ``0`` leaves ``jax_enable_x64`` off, JAX's
+default and what most JAX users run (float32 throughout: the JAX backends then have no
+float64, and a test that needs it is marked ``x64``, see tests/conftest.py); ``1`` (the
+default here, for the sessions and reports that compare float64) switches it on.
+``nox -s jax`` runs the suite both ways.
+
+``XBCE_STRICT_API_VERSION`` (e.g. ``2025.12``) runs array-api-strict at that version of
+the standard with its strictest flags: no data-dependent shapes, no boolean indexing,
+no optional extensions (``nox -s array_api_strict`` sets it to the newest version
+array-api-strict supports). Unset, array-api-strict keeps its defaults.
+
 Inputs always start as NumPy arrays (from a seeded NumPy RNG); ``Backend.asarray``
 moves them to the backend under test, in the requested dtype, on its device, and
 ``to_torch`` builds the CPU tensor the reference is computed from. Values are rounded
@@ -33,6 +44,38 @@ TORCH_DTYPES = {
 }
 
 
+def _jax_x64() -> bool:
+    value = os.environ.get("XBCE_JAX_X64", "1").strip()
+    if value not in ("0", "1"):
+        raise ValueError(f"XBCE_JAX_X64 must be 0 or 1, not {value!r}")
+    return value == "1"
+
+
+#: Whether the JAX backends run with ``jax_enable_x64`` on (``XBCE_JAX_X64``).
+JAX_X64 = _jax_x64()
+
+#: The standard's version array-api-strict runs at, strictest flags (``XBCE_STRICT_API_VERSION``)
+STRICT_API_VERSION = os.environ.get("XBCE_STRICT_API_VERSION", "").strip() or None
+
+
+def _strictest_flags() -> dict[str, Any]:
+    """Set array-api-strict's strictest flags at ``STRICT_API_VERSION``; return its flags."""
+    strict = importlib.import_module("array_api_strict")
+    if STRICT_API_VERSION is not None:
+        strict.set_array_api_strict_flags(
+            api_version=STRICT_API_VERSION,
+            boolean_indexing=False,
+            data_dependent_shapes=False,
+            enabled_extensions=(),
+        )
+        flags = strict.get_array_api_strict_flags()
+        assert flags["api_version"] == STRICT_API_VERSION, flags
+        assert not flags["boolean_indexing"], flags
+        assert not flags["data_dependent_shapes"], flags
+        assert not flags["enabled_extensions"], flags
+    return dict(strict.get_array_api_strict_flags())
+
+
 def rounded(values: Any, dtype: str) -> torch.Tensor:
     """``values`` rounded once to ``dtype`` (round-to-nearest-even), as a CPU tensor."""
     return torch.as_tensor(np.asarray(values, dtype=np.float64)).to(TORCH_DTYPES[dtype])
@@ -58,6 +101,12 @@ class Backend:
 
     def asarray(self, values: Any, dtype: str) -> Any:
         """NumPy/array-like values, rounded by torch to ``dtype``, on this backend."""
+        if dtype not in self.dtypes and self.name in ("jax", "jax_gpu"):
+            # with x64 off, jnp.asarray would silently make float32 of float64 data
+            raise AssertionError(
+                f"{self.name} has no {dtype} with jax_enable_x64 off (XBCE_JAX_X64=0): "
+                "mark the test @pytest.mark.x64 (it then runs in the x64 run)"
+            )
         t = values if isinstance(values, torch.Tensor) else rounded(values, dtype)
         t = t.to(TORCH_DTYPES[dtype])
         if self.name in ("torch", "torch_cuda"):
@@ -131,7 +180,7 @@ def load(name: str) -> Backend:
                        device=torch.device("cuda"))
     if name in ("jax", "jax_gpu"):
         jax = importlib.import_module("jax")
-        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_enable_x64", JAX_X64)
         import jax.numpy as jnp
 
         dev = None
@@ -140,12 +189,14 @@ def load(name: str) -> Backend:
             if not gpus:
                 raise RuntimeError("XBCE_BACKENDS asks for jax_gpu but JAX sees no GPU")
             dev = gpus[0]
-        return Backend(name, jnp, full, autodiff="jax", device=dev, flushes_subnormals=True)
+        return Backend(name, jnp, full if JAX_X64 else ("float16", "bfloat16", "float32"),
+                       autodiff="jax", device=dev, flushes_subnormals=True)
     if name == "dask":
         da = importlib.import_module("dask.array")
         return Backend(name, array_namespace(da.empty(0)), std, lazy=True)
     if name == "array_api_strict":
         strict = importlib.import_module("array_api_strict")
+        _strictest_flags()
         return Backend(name, strict, ("float32", "float64"))
     if name == "cupy":
         cp = importlib.import_module("cupy")
@@ -175,3 +226,6 @@ def selected() -> list[str]:
 
 #: The backends this test run covers (``XBCE_BACKENDS``).
 BACKENDS = selected()
+
+#: array-api-strict's flags for this run, set before any test makes an array
+STRICT_FLAGS = _strictest_flags() if "array_api_strict" in BACKENDS else None

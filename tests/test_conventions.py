@@ -25,7 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np
 import pytest
 import torch
-from backends import BACKENDS, Backend, load, rounded
+from backends import BACKENDS, JAX_X64, Backend, load, rounded
 from comparisons import allow_flushed, assert_ulp_close
 
 from xbce import conventions
@@ -57,6 +57,8 @@ def _library(name: str) -> Any:
 
 @pytest.fixture(scope="module")
 def jax_x64() -> Any:
+    if not JAX_X64:  # XBCE_JAX_X64=0: the run stays float32 (tests/backends.py)
+        pytest.skip("compares float64 on JAX; jax_enable_x64 is off here (XBCE_JAX_X64=0)")
     jax = _library("jax")
     jax.config.update("jax_enable_x64", True)
     return jax

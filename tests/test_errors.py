@@ -113,6 +113,7 @@ def _dask(a):  # type: ignore[no-untyped-def]
     return da.from_array(a)
 
 
+@pytest.mark.x64  # float64 on JAX: the x64 run
 def test_bce_dtype_mismatch(backend: Backend) -> None:
     if "float64" not in backend.dtypes:
         pytest.skip(f"{backend.name} has no float64")
@@ -131,6 +132,7 @@ def test_bce_dtype_mismatch(backend: Backend) -> None:
         assert str(info.value) == "Found dtype float64 but expected float32"
 
 
+@pytest.mark.x64  # float64 on JAX: the x64 run
 def test_bcewl_output_has_target_dtype(backend: Backend) -> None:
     if "float64" not in backend.dtypes:
         pytest.skip(f"{backend.name} has no float64")

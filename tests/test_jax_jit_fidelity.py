@@ -135,6 +135,7 @@ def test_jit_value_and_gradients_equal_op_by_op(
         assert _differing(got, expected) == 0, f"{name}: jit differs from op by op"
 
 
+@pytest.mark.x64  # float64 on JAX
 def test_float64_bce_within_glibc_ulps(jb: Backend) -> None:
     """float64 BCE on JAX against torch's kernel (glibc log/log1p): within the float64
     tolerance of every backend (3 ulp) on the probabilities corpus (XLA's own log1p was
@@ -157,6 +158,7 @@ def test_float64_bce_within_glibc_ulps(jb: Backend) -> None:
         assert float(ulps.max()) <= tolerance("bce", "float64", jb.name), float(ulps.max())
 
 
+@pytest.mark.x64  # float64 on JAX
 def test_float64_log1p_namespace_against_glibc(jb: Backend) -> None:
     """The JAX namespace's float64 log1p on [-1, 0] (BCE's log1p(-x)): <= 1 ulp from
     glibc's (NumPy's float64 log1p), exact at -1, -0.0 and 0, eager and jit."""

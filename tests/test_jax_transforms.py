@@ -143,6 +143,7 @@ def test_vmap_per_example(jb: Backend, op: str) -> None:
 
 @pytest.mark.parametrize("op", ["bce", "bcewl"])
 @pytest.mark.parametrize("reduction", ["none", "mean"])
+@pytest.mark.x64  # float64 on JAX
 def test_jacrev_and_jacfwd(jb: Backend, op: str, reduction: str) -> None:
     """Jacobians (jitted) w.r.t. input and target, finite coefficients (an infinite one makes a
     whole Jacobian row or column NaN through 0 * inf, in torch too): diagonal for none,
@@ -179,6 +180,7 @@ def test_jacrev_and_jacfwd(jb: Backend, op: str, reduction: str) -> None:
         _check_grads(jb, (jx, jy), case, f"{name} {reduction}", plus=plus)
 
 
+@pytest.mark.x64  # float64 on JAX
 def test_hessian(jb: Backend) -> None:
     """jax.hessian (forward over reverse, jitted) runs, and its input-input block is torch's
     second derivative (the +eps forms: relative 4.1e-10 in [0.01, 0.99], see

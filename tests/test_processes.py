@@ -88,7 +88,8 @@ def test_many_threads_at_once(backend: Backend) -> None:
             p = rng.random(n)
             y = np.round(rng.random(n))
             for b in (backend,) if backend.name == "numpy" else (backend, _numpy()):
-                cases.append((b, b.asarray(p, dtype), b.asarray(y, dtype)))
+                if dtype in b.dtypes:  # JAX with x64 off has no float64
+                    cases.append((b, b.asarray(p, dtype), b.asarray(y, dtype)))
 
     def losses(case: tuple[Backend, object, object]) -> tuple[bytes, ...]:
         b, x, t = case

@@ -119,7 +119,7 @@ def mesh() -> Any:
         pytest.skip("runs in the jax and distributed sessions")
     import jax
 
-    load("jax")  # float64 enabled, as in every JAX test
+    load("jax")  # jax_enable_x64 as XBCE_JAX_X64 says (on unless 0)
     if jax.device_count() < 4:
         pytest.fail(
             f"{jax.device_count()} JAX device(s): the session must set "
@@ -154,6 +154,7 @@ def test_sharded_under_jit(mesh: Any, op: str, reduction: str) -> None:
 
 
 @pytest.mark.parametrize("op", ["bce", "bcewl"])
+@pytest.mark.x64  # float64 on JAX
 def test_grad_of_sharded_loss(mesh: Any, op: str) -> None:
     import jax
 

@@ -649,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sorted(args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES))
     mem_n = args.mem_size or (max(sizes) if args.quick else MEM_TARGET_N)
     t0 = time.perf_counter()
-    started = _dt.datetime.now(_dt.timezone.utc)
+    started = _dt.datetime.now(_dt.UTC)
     info = machine()
     libs = Libs(args.threads)
     for name, why in libs.missing.items():

@@ -723,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     from report import write_reports
 
     meta = {
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "nox -s parity"
         + (" -- " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
         "machine": machine(),
