@@ -167,9 +167,9 @@ def array_api_strict(session: nox.Session) -> None:
 #: tests/test_mixed_inputs.py::test_zero_d_inputs_give_zero_d_arrays; NEP 50, NumPy 2.0).
 MINIMUM = (
     "numpy==2.0.*",
-    # 0.4.35 .. 0.9.0 measured failing (pyproject.toml's comment on the jax extra)
-    "jax==0.10.0",
-    "jaxlib==0.10.0",
+    # 0.4.35 .. 0.10.0 measured failing (pyproject.toml's comment on the jax extra)
+    "jax==0.10.2",
+    "jaxlib==0.10.2",
     "dask[array]==2024.8.*",
     "array-api-compat==1.11.*",
     "array-api-strict==2.3.*",
