@@ -11,6 +11,7 @@ runs them (JAX with x64 off: the float32 accumulator with compensation).
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 import re
 from collections.abc import Callable
@@ -77,7 +78,7 @@ class Case:
         if self.pt is not None:
             self.p = backend.asarray(self.pt, dtype)
         bounds = np.cumsum((0, *sizes))
-        self.slices = [(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.slices = [(int(lo), int(hi)) for lo, hi in itertools.pairwise(bounds)]
 
     def weight_of(self, lo: int, hi: int) -> Any:
         if self.w is None or self.wt is None:
@@ -162,7 +163,8 @@ def test_accumulator(backend: Backend) -> None:
     assert str(state.count.dtype).endswith("int32" if narrow else "int64")
     assert state.like.dtype == backend.asarray(np.zeros(1), "float32").dtype
     for field in state:
-        assert backend.is_native(field) and tuple(field.shape) == ()
+        assert backend.is_native(field)
+        assert tuple(field.shape) == ()
 
 
 def test_count_carries_past_two_to_the_24(backend: Backend, rng: np.random.Generator) -> None:
@@ -191,9 +193,9 @@ def test_ten_million_float32_elements(backend: Backend, op: str) -> None:
     one-shot tolerance of torch's value on the whole. JAX: a few batch sizes, drawn at
     random (jitted update compiles once per shape). On Dask a graph of thousands of
     batches is the wrong use (per-partition states, then ``merge``) and array-api-strict
-    checks every operation in Python: 10**6 elements there."""
+    checks every operation in Python: 2 * 10**5 elements there."""
     rng = np.random.default_rng(20 + OPS.index(op))
-    n = 10**7 if backend.name in ("numpy", "torch", "jax") else 10**6
+    n = 10**7 if backend.name in ("numpy", "torch", "jax") else 2 * 10**5
     if backend.name.startswith("jax"):
         sizes = rng.choice([1, 7, 1000, 4096], size=n // 1024)
     else:
@@ -206,7 +208,7 @@ def test_ten_million_float32_elements(backend: Backend, op: str) -> None:
     xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y)
     xb, tb = backend.asarray(xt, "float32"), backend.asarray(yt, "float32")
     state = running.init(xb)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+    for lo, hi in itertools.pairwise(bounds):
         state = running.update(state, xb[lo:hi], tb[lo:hi], logits=op == "bcewl")
     scale = loss_scale(op, xt, yt, reduction="sum")
     for reduction in ("mean", "sum"):
@@ -229,11 +231,13 @@ def test_object_form(backend: Backend, rng: np.random.Generator, op: str) -> Non
         other = running.RunningBCE(logits=logits, pos_weight=case.p, reduction=reduction)
         for i, (lo, hi) in enumerate(case.slices):
             target = metric if i < half else other
-            assert target.update(case.x[lo:hi, ...], case.y[lo:hi, ...], case.weight_of(lo, hi)) is None
+            batch = (case.x[lo:hi, ...], case.y[lo:hi, ...], case.weight_of(lo, hi))
+            assert target.update(*batch) is None
         assert metric.merge(other) is metric
         case.check(metric.compute(), reduction, "object")
         metric.reset()
-        assert metric.state is None and metric.state_dict() == {}
+        assert metric.state is None
+        assert metric.state_dict() == {}
         with pytest.raises(RuntimeError, match="before the first update"):
             metric.compute()
     with pytest.raises(ValueError, match="logits"):
@@ -297,10 +301,13 @@ def test_dtypes_must_agree(backend: Backend) -> None:
 
 
 # ------------------------------------------------------------ errors and values
-def _torch_error(fn: Callable[[], Any]) -> BaseException:
-    with pytest.raises(Exception) as info:
+def _torch_error(fn: Callable[[], Any]) -> Exception:
+    """The exception ``fn()`` raises (the test fails if it raises none)."""
+    try:
         fn()
-    return info.value
+    except Exception as error:  # whatever torch raises is the reference
+        return error
+    raise AssertionError(f"{fn} raised nothing")
 
 
 _BAD = [("input", [0.5, 1.5], [0.0, 1.0]), ("input", [0.5, float("nan")], [0.0, 1.0]),
@@ -331,7 +338,8 @@ def test_bad_values(backend: Backend, what: str, p: list[float], y: list[float])
         assert bool(np.isnan(np.asarray(out)))
         for fn in (running.update, jax.jit(running.update)):
             err, _ = xbce.checkify(fn)(state, x, t)
-            assert err.get() is not None and str(expected) in err.get()
+            assert err.get() is not None
+            assert str(expected) in err.get()
         good = backend.asarray(np.full(2, 0.5), "float32")
         err, _ = xbce.checkify(running.update)(state, good, good)
         assert err.get() is None
@@ -395,7 +403,9 @@ def test_torch_meta_tensors_read_nothing(
                                pos_weight=p)
     for reduction in ("mean", "sum"):
         out = running.result(state, reduction)
-        assert out.is_meta and out.dtype == tdtype and out.shape == ()
+        assert out.is_meta
+        assert out.dtype == tdtype
+        assert out.shape == ()
     assert all(f.is_meta for f in state)
     monkeypatch.undo()
 
