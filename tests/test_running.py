@@ -300,6 +300,28 @@ def test_dtypes_must_agree(backend: Backend) -> None:
         running.init(backend.xp.asarray([1, 2]))
 
 
+@pytest.mark.skipif("array_api_strict" not in BACKENDS,
+                    reason="array-api-strict's second device: the array_api_strict session")
+@pytest.mark.parametrize("op", OPS)
+def test_array_api_strict_second_device(rng: np.random.Generator, op: str) -> None:
+    """Arrays on array-api-strict's Device("device1"): every state field and the result
+    stay there, with torch's value."""
+    import array_api_strict as strict
+
+    backend = load("array_api_strict")
+    dev = strict.Device("device1")
+    case = Case(backend, rng, op, "per_class", "float32")
+    case.x, case.y = strict.asarray(case.x, device=dev), strict.asarray(case.y, device=dev)
+    case.w = strict.asarray(case.w, device=dev)
+    state = case.state()
+    assert all(field.device == dev for field in state)
+    merged = running.merge(state, running.init(case.x))
+    for reduction in ("mean", "sum"):
+        out = running.result(merged, reduction)
+        assert out.device == dev
+        case.check(strict.asarray(out, device=strict.Device("CPU_DEVICE")), reduction, "device1")
+
+
 # ------------------------------------------------------------ errors and values
 def _torch_error(fn: Callable[[], Any]) -> Exception:
     """The exception ``fn()`` raises (the test fails if it raises none)."""

@@ -184,15 +184,35 @@ def _call_library(input: Array, target: Array) -> str:
     return name
 
 
+#: per dtype: (float16 or bfloat16, 64 bits wide); str() of a NumPy dtype costs microseconds
+#: (keyed with the dtype's type: array-api-strict warns when its dtypes meet NumPy's)
+_DTYPES: dict[tuple[type, Any], tuple[bool, bool]] = {}
+
+
+def _dtype_kind(dtype: Any) -> tuple[bool, bool]:
+    key = (type(dtype), dtype)
+    try:
+        return _DTYPES[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable dtype
+        name = str(dtype)
+        return "float16" in name, name.endswith("64")
+    name = str(dtype)
+    kind = _DTYPES[key] = ("float16" in name, name.endswith("64"))
+    return kind
+
+
 def _wide(dtype: Any) -> bool:
     """Whether a dtype is 64 bits wide (float64, int64)."""
-    return str(dtype).endswith("64")
+    return _dtype_kind(dtype)[1]
 
 
 def _half(a: Array) -> bool:
     """Whether ``a`` is float16 or bfloat16 (summed in the accumulator, as torch sums
     half-precision losses in float32)."""
-    return "float16" in str(getattr(a, "dtype", ""))
+    dtype = getattr(a, "dtype", None)
+    return dtype is not None and _dtype_kind(dtype)[0]
 
 
 # ---------------------------------------------------------------------- init
@@ -307,12 +327,13 @@ def _update(
     logits: bool,
     pos_weight: Array | None,
 ) -> State:
-    if lib == "torch":
+    torch = lib == "torch"
+    if torch:
         if getattr(input, "requires_grad", False):  # the state keeps no autograd graph
             input = input.detach()
         if getattr(target, "requires_grad", False):
             target = target.detach()
-    half = _half(input) or _half(target)
+    half = _half(target)  # the loss's dtype: the target's (BCE: the input's too)
     reduction = "none" if half else _SUM
     loss = _loss(lib, logits, input, target, weight, pos_weight, reduction)
     if state is None:
@@ -329,7 +350,7 @@ def _update(
         n = _numel(loss)
     else:
         batch = loss
-        n = _numel(input)
+        n = input.numel() if torch and hasattr(input, "numel") else _numel(input)
     total, compensation = _add(total, state.compensation, batch)
     count, count_high = _count(state.count + n, state.count_high)
     if lib == "numpy":  # NumPy's 0-d arithmetic gives scalars: keep 0-d arrays
@@ -340,10 +361,7 @@ def _update(
 
 
 def _numel(a: Array) -> Any:
-    n = 1
-    for d in a.shape:
-        n *= d
-    return n
+    return math.prod(a.shape)
 
 
 def _add(total: Array, compensation: Array, value: Array) -> tuple[Array, Array]:
