@@ -322,6 +322,27 @@ def test_array_api_strict_second_device(rng: np.random.Generator, op: str) -> No
         case.check(strict.asarray(out, device=strict.Device("CPU_DEVICE")), reduction, "device1")
 
 
+def test_python_scalar_weight(backend: Backend, rng: np.random.Generator) -> None:
+    """A Python float weight, as the loss takes it (on JAX too, where update is jitted)."""
+    x, y = _data(rng, 9, "bce")
+    xt, yt = rounded(x, "float32"), rounded(y, "float32")
+    state = running.update(None, backend.asarray(xt, "float32"), backend.asarray(yt, "float32"),
+                           2.5)
+    for reduction in ("mean", "sum"):
+        expected = TF.binary_cross_entropy(xt, yt, torch.tensor(2.5), reduction=reduction)
+        check(backend, running.result(state, reduction), expected, "reduced", "float32",
+              scale=loss_scale("bce", xt, yt, torch.tensor(2.5), reduction=reduction))
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="torch tensors: the torch session")
+def test_numpy_input_joins_torch_target() -> None:
+    p, y = np.array([0.25, 0.5], dtype=np.float32), torch.tensor([0.0, 1.0])
+    out = running.result(running.update(None, p, y))
+    assert isinstance(out, torch.Tensor)
+    check(load("torch"), out, TF.binary_cross_entropy(torch.from_numpy(p), y), "reduced",
+          "float32")
+
+
 # ------------------------------------------------------------ errors and values
 def _torch_error(fn: Callable[[], Any]) -> Exception:
     """The exception ``fn()`` raises (the test fails if it raises none)."""

@@ -408,11 +408,12 @@ def _reads(lib: str, input: Array, target: Array) -> bool:
     where the check would synchronise (torch off the CPU, CuPy). Torch's fake, meta
     and ``torch.func`` tensors are never read by the loss itself."""
     if lib == "torch":
-        if input.is_cpu:
+        tensor = input if hasattr(input, "is_cpu") else target  # a NumPy input joins it
+        if tensor.is_cpu:
             return True
         from . import _torch_adapter
 
-        return _torch_adapter.compiling() or _torch_adapter.wrapped_or_meta(input, target)
+        return _torch_adapter.compiling() or _torch_adapter.wrapped_or_meta(tensor, target)
     return lib != "cupy"
 
 
