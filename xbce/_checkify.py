@@ -17,25 +17,20 @@ from typing import Any
 
 from ._requires import missing
 
-#: The flag: a JAX configuration state that is part of JAX's trace context, so that a
-#: function traced with checks and the same function traced without them are cached
-#: apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
-#: would skip the checks). Created on first use, named after this module so that a
-#: vendored copy of xbce next to an installed one has its own.
+#: The flag: a JAX context that is part of JAX's trace context and ``jit`` cache key, so
+#: that a function traced with checks and the same function traced without them are
+#: cached apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
+#: would skip the checks). Created on first use, one per copy of this module (a vendored
+#: copy of xbce next to an installed one has its own).
 _state: Any = None
 
 
 def _flag() -> Any:
     global _state
     if _state is None:
-        from jax._src import config  # no public API defines a trace-context state
+        import jax
 
-        _state = config.bool_state(
-            __name__.replace(".", "_"),
-            False,
-            "Whether xbce stages checkify checks of its values (set by xbce.checkify).",
-            include_in_trace_context=True,
-        )
+        _state = jax.make_user_context(False)  # type: ignore[no-untyped-call]  # JAX >= 0.7.2
     return _state
 
 
@@ -72,7 +67,7 @@ def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[...
     Notes
     -----
     The checks are staged when ``fun`` is *traced*. The flag that asks for them is
-    part of JAX's trace context (a JAX configuration state), so a ``jax.jit``-compiled
+    part of JAX's trace context (``jax.make_user_context``), so a ``jax.jit``-compiled
     function traced earlier without :func:`checkify` is traced again, with checks,
     inside it, and its checked trace is never reused outside it. BCE-with-logits has
     no value checks (torch has none), so it stages nothing.
