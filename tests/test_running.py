@@ -264,7 +264,19 @@ def test_state_dict_round_trip(backend: Backend, rng: np.random.Generator) -> No
         buffer.seek(0)
         loaded = torch.load(buffer)
     else:
-        loaded = pickle.loads(pickle.dumps(saved))
+        try:
+            loaded = pickle.loads(pickle.dumps(saved))
+        except TypeError:
+            # array-api-strict arrays pickle from 2.4 on; at its floor (2.3, nox -s
+            # minimum) a checkpoint holds host copies, put back on the arrays' device
+            assert backend.name == "array_api_strict", backend.name
+            loaded = {
+                key: backend.xp.asarray(
+                    pickle.loads(pickle.dumps(backend.to_torch(value).numpy())),
+                    device=value.device,
+                )
+                for key, value in saved.items()
+            }
     restored = running.RunningBCE(logits=True)
     restored.load_state_dict(loaded)
     for lo, hi in case.slices[cut:]:
