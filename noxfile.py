@@ -39,7 +39,9 @@ nox.options.default_venv_backend = "virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.error_on_external_run = True
 
-TEST_DEPS = ("pytest", "hypothesis", "numpy", TORCH)
+#: pytest-xdist: the suites of the backend sessions run on every core (``-n auto``; on
+#: CI's 2 cores the torch suite takes ~0.6x the time of one process)
+TEST_DEPS = ("pytest", "pytest-xdist", "hypothesis", "numpy", TORCH)
 
 #: The newest version of the array API standard that array-api-strict supports; the
 #: ``array_api_strict`` session runs there with its strictest flags (tests/backends.py)
@@ -87,6 +89,8 @@ def _run_tests(
         "pytest",
         "tests",
         "--ignore=tests/test_readme.py",
+        "-n",
+        "auto",
         *args,
         *session.posargs,
         env={"XBCE_BACKENDS": backend, **(env or {})},
@@ -198,7 +202,8 @@ def minimum(session: nox.Session) -> None:
     floors (JAX with x64 on: the float64 tests run too); torch is the pinned reference
     in every session, so its backend runs in ``torch``."""
     # wheels only: a floor without a wheel for this Python must fail, not build from source
-    session.install("--only-binary=:all:", *MINIMUM, TORCH, "pytest", "hypothesis")
+    session.install("--only-binary=:all:", *MINIMUM, TORCH, "pytest", "pytest-xdist",
+                    "hypothesis")
     session.install("--no-deps", ".")
     session.run("python", "-c", MINIMUM_CHECK, *MINIMUM)
     _run_tests(session, "numpy,jax,dask,array_api_strict",
