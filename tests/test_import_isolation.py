@@ -307,3 +307,17 @@ def test_dir_lists_the_public_api() -> None:
         n for n in public if not n.startswith("__"))
     assert {"__version__", "__doc__", "__all__"} <= set(names)
     assert names == sorted(names)
+
+
+def test_import_xbce_loads_only_the_core() -> None:
+    """The front ends load on first use: ``import xbce`` and a loss call leave them out,
+    ``xbce.explain`` then brings its module in (docs/vendoring.md: a vendor may delete them)."""
+    front_ends = ["xbce._explain", "xbce.conventions", "xbce._checkify", "xbce._modules",
+                  "xbce._cli", "xbce._requires", "xbce.running"]
+    out = _modules_after(
+        "import numpy as np, xbce\n"
+        "xbce.binary_cross_entropy(np.asarray([0.5]), np.asarray([1.0]))"
+    )
+    assert [m for m in front_ends if m in out["modules"]] == []
+    out = _modules_after("import xbce\nxbce.explain")
+    assert "xbce._explain" in out["modules"]

@@ -242,3 +242,86 @@ def test_probe_cannot_see_an_installed_xbce(tmp_path: Path) -> None:
     )
     seen = proc.stdout.strip()
     assert seen == "absent" or Path(seen).is_relative_to(numpy_site), seen
+
+
+#: the front ends a vendor may leave out (docs/vendoring.md): the core works without them
+FRONT_ENDS = ("_explain.py", "conventions.py", "_checkify.py", "_modules.py", "_cli.py",
+              "__main__.py", "_requires.py", "torch.py", "keras.py", "running.py")
+
+CORE_PROBE = """
+import json
+import sys
+
+sys.path[:0] = [{root!r}, {numpy_site!r}]
+
+import numpy as np
+import torch
+
+import mylib._vendored.xbce as xbce
+
+p = torch.tensor([[0.5401], [0.4482]], requires_grad=True)
+y = torch.tensor([[1.0], [0.0]])
+w = np.asarray([2.0], dtype=np.float32)  # a NumPy weight next to torch tensors
+loss = xbce.binary_cross_entropy(p, y, w)
+loss.backward()
+x = torch.tensor([0.8, -1.2, 3.0])
+t = torch.tensor([1.0, 0.0, 0.0])
+out = {{
+    "bce": loss.item(),
+    "bce_type": type(loss).__module__,
+    "grad": p.grad.reshape(-1).tolist(),
+    "bcewl": xbce.binary_cross_entropy_with_logits(x, t, pos_weight=np.float32(3.0)).item(),
+    "numpy": float(xbce.binary_cross_entropy(p.detach().numpy(), y.numpy())),
+    "modules": sorted(sys.modules),
+}}
+print(json.dumps(out))
+"""
+
+
+def _core_probe(root: Path) -> dict[str, Any]:
+    site = str(_package_dir("numpy").parent)
+    if _package_dir("torch").parent != Path(site):
+        pytest.fail("the probe needs torch and numpy in one site directory")
+    code = CORE_PROBE.format(root=str(root), numpy_site=site)
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True,
+                          text=True, cwd=root, timeout=300, check=False)
+    assert proc.returncode == 0, f"vendored xbce failed:\n{proc.stderr}"
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("front_ends", [True, False], ids=["whole", "core-only"])
+def test_vendored_xbce_mixed_numpy_and_torch(tmp_path: Path, front_ends: bool) -> None:
+    """A NumPy ``weight``/``pos_weight`` next to torch tensors, in a copy whose
+    array_api_compat is vendored too (the namespaces' names then start with
+    ``mylib._vendored.array_api_compat``): converted to torch as in the installed
+    package, with torch's values and gradient. ``core-only`` copies xbce without its
+    front ends (:data:`FRONT_ENDS`)."""
+    import torch
+    import torch.nn.functional as F
+
+    root = _build(tmp_path, hook=True)
+    if not front_ends:
+        for name in FRONT_ENDS:
+            (root / "mylib" / "_vendored" / "xbce" / name).unlink()
+    out = _core_probe(root)
+    assert not _top_level(out["modules"], "array_api_compat")
+    assert out["bce_type"].startswith("torch")
+    p = torch.tensor([[0.5401], [0.4482]], requires_grad=True)
+    y = torch.tensor([[1.0], [0.0]])
+    want = F.binary_cross_entropy(p, y, torch.tensor([2.0]))
+    want.backward()
+    # torch's own ops on torch tensors: the same kernels, the same bits
+    assert out["bce"] == want.item()
+    assert out["grad"] == p.grad.reshape(-1).tolist()
+    x, t = torch.tensor([0.8, -1.2, 3.0]), torch.tensor([1.0, 0.0, 0.0])
+    assert out["bcewl"] == F.binary_cross_entropy_with_logits(
+        x, t, pos_weight=torch.tensor(3.0)).item()
+    from comparisons import assert_ulp_close
+    from tolerances import ulps
+
+    tol = ulps("bce", "float32", "numpy") + ulps("reduced", "float32", "numpy")
+    assert_ulp_close(torch.tensor(out["numpy"]), F.binary_cross_entropy(p.detach(), y), tol,
+                     what="numpy bce")
+    if not front_ends:
+        loaded = {m.rsplit(".", 1)[-1] for m in _top_level(out["modules"], "mylib._vendored.xbce")}
+        assert not loaded & {n.removesuffix(".py") for n in FRONT_ENDS}

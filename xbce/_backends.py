@@ -31,15 +31,13 @@ module of the computation that names a library.
 from __future__ import annotations
 
 import contextlib
-import functools
-import importlib
 import math
 import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from . import _checks, _evaluate
+from . import _checks, _evaluate, _private
 from . import _formulas as formulas
 from ._compat import (
     array_namespace,
@@ -301,14 +299,9 @@ class NumPyNamespace:
         return xp.where(xp.abs(u) < 2.0**-23, u, wide)
 
 
-@functools.cache
-def _numpy_has_vector_log1p() -> bool:
-    """Whether NumPy dispatches float32 ``log1p`` to its AVX-512 (SVML) loop."""
-    try:
-        features = importlib.import_module("numpy._core._multiarray_umath").__cpu_features__
-    except (ImportError, AttributeError):  # NumPy 1.x, or a layout unknown here: assume not
-        return False
-    return bool(features.get("AVX512_SKX", False))
+#: whether NumPy dispatches float32 ``log1p`` to its AVX-512 (SVML) loop (a name
+#: tests replace to try both paths)
+_numpy_has_vector_log1p = _private.numpy_has_avx512
 
 
 class Dask(Backend):
@@ -529,11 +522,7 @@ class Jax(Backend):
             return True
         # concrete arrays inside a trace (closed over by a jitted function, or handed
         # to a function by ``checkify``): every op on them gives a tracer
-        try:
-            from jax._src.core import trace_ctx
-        except ImportError:  # a JAX without it: tracer arguments are what we can see
-            return False
-        return not trace_ctx.is_top_level()
+        return not _private.jax_at_top_level()
 
     def evaluate(
         self,
@@ -628,8 +617,16 @@ def _all_tensors(tensor: type, args: Arguments) -> bool:
 # ------------------------------------------------------ arguments of one library
 def library(xp: Any) -> str:
     """A namespace's library in plain words: ``torch``, ``jax``, ``numpy``, ``dask``..."""
-    name = str(getattr(xp, "__name__", xp)).removeprefix("array_api_compat.")
+    for lib, is_lib in _LIBRARIES:
+        if is_lib(xp):
+            return lib
+    # a compat namespace, installed or vendored (``mylib._vendored.array_api_compat.cupy``)
+    name = str(getattr(xp, "__name__", xp)).rsplit("array_api_compat.", 1)[-1]
     return name.split(".")[0]
+
+
+_LIBRARIES = (("numpy", is_numpy_namespace), ("torch", is_torch_namespace),
+              ("jax", is_jax_namespace), ("dask", is_dask_namespace))
 
 
 def one_library(

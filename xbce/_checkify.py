@@ -2,47 +2,19 @@
 
 Under ``jax.jit`` xbce cannot read values, so an invalid BCE input makes the loss NaN.
 :func:`checkify` wraps a function so that the xbce calls *traced* inside it also stage
-``checkify.check``\\ s carrying torch's messages. A flag set while the wrapped function is
-being traced tells xbce to stage them; outside it nothing changes, so code that does not
-use :func:`checkify` compiles exactly as before (a ``checkify.check`` staged under a plain
-``jit`` would be an error).
+``checkify.check``\\ s carrying torch's messages. A flag (``_jax_adapter.checks_on``)
+set while the wrapped function is being traced tells xbce to stage them; outside it
+nothing changes, so code that does not use :func:`checkify` compiles exactly as before
+(a ``checkify.check`` staged under a plain ``jit`` would be an error).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ._requires import missing
-
-#: The flag: a JAX context that is part of JAX's trace context and ``jit`` cache key, so
-#: that a function traced with checks and the same function traced without them are
-#: cached apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
-#: would skip the checks). Created on first use, one per copy of this module (a vendored
-#: copy of xbce next to an installed one has its own).
-_state: Any = None
-
-
-def _flag() -> Any:
-    global _state
-    if _state is None:
-        import jax
-
-        _state = jax.make_user_context(False)  # type: ignore[no-untyped-call]  # JAX >= 0.7.2
-    return _state
-
-
-def checking() -> bool:
-    """Whether xbce calls being traced now should stage value checks."""
-    return _state is not None and bool(_flag().value)
-
-
-@contextlib.contextmanager
-def _checks_on() -> Iterator[None]:
-    with _flag()(True):
-        yield
 
 
 def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[..., Any]:
@@ -90,9 +62,11 @@ def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[...
         raise missing("xbce.checkify", "jax") from err
     from jax.experimental import checkify as jax_checkify
 
+    from ._jax_adapter import checks_on
+
     @functools.wraps(fun)
     def traced_with_checks(*args: Any, **kwargs: Any) -> Any:
-        with _checks_on():
+        with checks_on():
             return fun(*args, **kwargs)
 
     return jax_checkify.checkify(  # type: ignore[no-any-return]

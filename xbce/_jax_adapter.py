@@ -37,6 +37,8 @@ forward-mode formula), and composes with ``jit`` and ``vmap``. The explicit
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -45,7 +47,6 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from . import _formulas as formulas
-from ._checkify import checking
 
 Array = Any
 
@@ -146,6 +147,34 @@ class JaxNamespace:
 
 #: The one instance the formulas get for JAX arrays (``_backends.Jax.ops``).
 JNP = JaxNamespace()
+
+
+# ------------------------------------------------- the checkify flag (xbce.checkify)
+#: The flag: a JAX context that is part of JAX's trace context and ``jit`` cache key, so
+#: that a function traced with checks and the same function traced without them are
+#: cached apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
+#: would skip the checks). Created on first use, one per copy of this module (a vendored
+#: copy of xbce next to an installed one has its own).
+_state: Any = None
+
+
+def _flag() -> Any:
+    global _state
+    if _state is None:
+        _state = jax.make_user_context(False)  # type: ignore[no-untyped-call]  # JAX >= 0.7.2
+    return _state
+
+
+def checking() -> bool:
+    """Whether xbce calls being traced now should stage value checks (``xbce.checkify``)."""
+    return _state is not None and bool(_flag().value)
+
+
+@contextlib.contextmanager
+def checks_on() -> Iterator[None]:
+    with _flag()(True):
+        yield
+
 
 
 # -------------------------------------------------------------------- the loss

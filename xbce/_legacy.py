@@ -6,8 +6,8 @@ category; the warning points at the first caller outside xbce (the user's line).
 
 from __future__ import annotations
 
+import inspect
 import os
-import sys
 import warnings
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -19,7 +19,10 @@ LEGACY_WARNING = (
 
 def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` attributed to the first stack frame outside the xbce package."""
-    frame = sys._getframe(0)
+    frame = inspect.currentframe()  # None on Pythons without frames: the caller's line
+    if frame is None:
+        warnings.warn(message, category, stacklevel=3)
+        return
     level = 1
     while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
         _PACKAGE

@@ -30,16 +30,15 @@ from typing import Any
 
 import torch
 
-from . import _checks, _evaluate
+from . import _checks, _evaluate, _private
 from . import _formulas as formulas
 from ._compat import array_namespace
 
 Backend = Any  # _backends.Torch
 
-_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-_transforms_active = torch._C._are_functorch_transforms_active
-#: one call that tells whether autocast is on for any device (torch >= 2.1 has it)
-_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", None)
+#: torch's private tests (``_private``: guarded, with fallbacks): a ``torch.func``
+#: wrapper, an active transform, and whether autocast is on for any device
+_is_wrapped, _transforms_active, _any_autocast = _private.torch_functions()
 
 
 # ------------------------------------------------------------------ the namespace
@@ -203,7 +202,7 @@ def needs_autograd(x: Any, t: Any, *, lazy: bool) -> bool:
 
     ``lazy`` tensors (``torch.func`` wrappers, meta tensors) always take the Function;
     so does forward-mode AD (inside ``fwAD.dual_level()``)."""
-    if lazy or torch.autograd.forward_ad._current_level >= 0:
+    if lazy or _private.torch_forward_ad_active():
         return True
     return torch.is_grad_enabled() and (x.requires_grad or t.requires_grad)
 

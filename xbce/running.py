@@ -114,7 +114,7 @@ import math
 import sys
 from typing import Any, NamedTuple
 
-from . import _backends, _checks
+from . import _backends, _checks, _private
 from ._compat import array_namespace, device
 from ._functional import binary_cross_entropy, binary_cross_entropy_with_logits
 
@@ -434,11 +434,7 @@ def _jax_eager(*arrays: Array) -> bool:
 
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
         return False
-    try:
-        from jax._src.core import trace_ctx
-    except ImportError:  # pragma: no cover - a JAX without it
-        return True
-    return bool(trace_ctx.is_top_level())
+    return _private.jax_at_top_level()
 
 
 @functools.cache
