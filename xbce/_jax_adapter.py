@@ -176,7 +176,6 @@ def checks_on() -> Iterator[None]:
         yield
 
 
-
 # -------------------------------------------------------------------- the loss
 def _live(t: Any) -> bool:
     return not isinstance(t, SymbolicZero)

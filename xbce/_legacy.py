@@ -19,9 +19,10 @@ LEGACY_WARNING = (
 
 def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` attributed to the first stack frame outside the xbce package."""
-    frame = inspect.currentframe()  # None on Pythons without frames: the caller's line
+    frame = inspect.currentframe()  # None on Pythons without frames: then the line
+    # that called the public function (public function -> _legacy/_checks -> here)
     if frame is None:
-        warnings.warn(message, category, stacklevel=3)
+        warnings.warn(message, category, stacklevel=4)
         return
     level = 1
     while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
