@@ -131,7 +131,7 @@ def test_bce_with_logits_bit_identical(dtype: str, weighting: str, reduction: st
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_bce_with_logits_bit_identical_in_blocks(dtype: str) -> None:
-    """Large arrays are evaluated block by block (``_evaluate``): same bits."""
+    """Large arrays are evaluated block by block (``_blocks``): same bits."""
     d, n = DTYPES[dtype], (1 << 18) + 3
     x, t = logits(n, d, 1), targets(n, d, 1)
     kw = {"weight": positive((n,), d, 2), "pos_weight": positive((1,), d, 3)}

@@ -2,7 +2,7 @@
 
 XLA's CPU compiler contracts ``a * b - c`` into a fused multiply-add inside a fused
 computation, and simplifies ``(1 + u) - 1``; xbce's JAX namespace
-(``xbce/_jax_adapter.py``) keeps each product rounded and its float64 ``log1p``
+(``xbce/_jax.py``) keeps each product rounded and its float64 ``log1p``
 accurate. Expected values: torch (computed here), or xbce's own op-by-op evaluation
 (``jax.disable_jit``), which the other JAX tests compare with torch.
 
@@ -123,7 +123,7 @@ def test_jit_value_and_gradients_equal_op_by_op(
             continue  # a sum: XLA's reduction tree is its own (tests/tolerances.py 'reduced')
         if name == "value" and op == "bce" and dtype == "float32":
             # BCE's two terms do not cancel: in float32 xbce lets XLA fuse their
-            # multiply-add (_jax_adapter.rounded), which moves a value by <= 1 ulp, and
+            # multiply-add (_jax._rounded), which moves a value by <= 1 ulp, and
             # the weight's rounding of a value that already differs by one more
             got, expected = np.asarray(got), np.asarray(expected)
             finite = np.isfinite(expected)
@@ -165,7 +165,7 @@ def test_float64_log1p_namespace_against_glibc(jb: Backend) -> None:
     import jax
     import jax.numpy as jnp
 
-    from xbce._jax_adapter import JNP
+    from xbce._jax import OPS as JNP
 
     rng = np.random.default_rng(5)
     u = np.concatenate([-rng.uniform(0.0, 1.0, 1 << 16), np.linspace(-0.5, -0.3, 1 << 14),

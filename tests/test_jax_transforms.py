@@ -149,7 +149,7 @@ def test_jacrev_and_jacfwd(jb: Backend, op: str, reduction: str) -> None:
     whole Jacobian row or column NaN through 0 * inf, in torch too): diagonal for none,
     torch's elementwise gradients on it; the gradient for mean. jacrev is torch's
     backward; jacfwd is the JVP on basis tangents, which applies the chain in the other
-    order (see _jax_adapter)."""
+    order (see _jax)."""
     import jax
     import jax.numpy as jnp
 

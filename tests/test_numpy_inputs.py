@@ -24,7 +24,7 @@ from comparisons import check, loss_scale
 from grads import BACKWARDS, Case
 
 import xbce
-from xbce._evaluate import BLOCKED_FROM  # the size from which NumPy evaluates in blocks
+from xbce._blocks import BLOCKED_FROM  # the size from which NumPy evaluates in blocks
 
 REDUCTIONS = ["none", "mean", "sum"]
 FUNCS = {

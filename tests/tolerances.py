@@ -55,7 +55,7 @@ TABLE: dict[tuple[str, ...], tuple[int, str]] = {
     ("bcewl", "float32", "jax"): (4, "as the generic entry: xbce keeps (1-t)*x and ls*lw rounded "
                                      "before their difference under jit (XLA contracted them "
                                      "into a fused multiply-add: 6 ulp before; "
-                                     "JaxNamespace.rounded); measured 4 on the parity sweep"),
+                                     "xbce/_jax.py _rounded); measured 4 on the parity sweep"),
     ("bcewl", "float16"): (1, "log_sigmoid in float32 rounded once: a float32 ulp can flip a half "
                               "rounding"),
     ("bcewl", "bfloat16"): (1, "as float16"),
@@ -103,7 +103,7 @@ TABLE: dict[tuple[str, ...], tuple[int, str]] = {
     ("broadcast_div", "float64", "jax"): (1, "XLA rewrites a / broadcast(b) as a * (1/b), even "
                                              "eagerly; xbce's JAX autodiff and explicit "
                                              "backward functions avoid it for numel "
-                                             "(JaxNamespace.scale_by_numel) except when only "
+                                             "(xbce/_jax.py _div_numel) except when only "
                                              "the (co)tangent is batched (jacfwd, jacrev)"),
     ("broadcast_div", "float32", "jax"): (1, "as float64"),
     ("broadcast_div", "float16", "jax"): (1, "as float64 (the float32 quotient may flip the "

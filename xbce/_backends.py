@@ -1,43 +1,40 @@
-"""The backend policy: everything xbce decides by the library an array comes from.
+"""Which backend computes a call, and the backends of the array API libraries.
 
-One small class per kind of library (as einops' ``_backends``), made once and cached
-by array type; :func:`of` picks it once per call and the call hands that one object
-down. It answers every backend question the rest of xbce asks:
+A backend is one small object per library (as in einops' ``_backends``), made once and
+cached by array type; :func:`of` picks it once per call. Each owns its library's whole
+call path, which runs one way, down: the argument checks (``_checks``), then the
+formulas (``_formulas``) on the primitives it chose once (its ``ops``), or blocks of them
+(``_blocks``). Nothing calls back into the backend.
 
-=============  ==============  ==============  ===================  =======================
-class          values lazy?    0-d read free?  evaluation           the call runs
-=============  ==============  ==============  ===================  =======================
-``Backend``    array-api-      no              in one go            checks, formula, value
-(CuPy, array-  compat's                                             check on the loss
-api-strict..)  ``is_lazy``
-``NumPy``      never           yes             blocks on a thread   as ``Backend``; 0-d
-                                               pool (large arrays)  results are arrays
-``Dask``       always          no              ``map_blocks`` of    checks; each chunk task
-                                               chunk kernels        checks its values
-``Torch``      ``torch.func``  CPU tensors     blocks (large CPU    the formula through the
-               and meta                        tensors)             torch adapter (autograd,
-               tensors                                              ``torch.compile``)
-``Jax``        tracers         no              one go, ``jit``      the formula through the
-                                               when exact           JAX adapter
-=============  ==============  ==============  ===================  =======================
+=================  ===================================================================
+backend            its call path
+=================  ===================================================================
+:class:`ArrayAPI`  any library array-api-compat knows (CuPy, array-api-strict, ...):
+                   checks (values unless array-api-compat calls the arrays lazy), the
+                   formulas in one go; gradients by the explicit ``*_backward``
+:class:`NumPy`     as ``ArrayAPI``, large arrays in blocks on a thread pool, NumPy's own
+                   primitives where they are faster or closer to glibc's; 0-d results
+                   are arrays
+``_torch.Torch``   autograd, ``torch.compile``, ``torch.func``, autocast; large CPU
+                   tensors in blocks (imported for torch tensors only)
+``_jax.Jax``       ``jax.custom_jvp`` with torch's gradients, ``jit``, checkify
+                   (imported for JAX arrays only)
+``_dask.Dask``     one ``map_blocks`` of checked NumPy chunk kernels (imported for Dask
+                   arrays only)
+=================  ===================================================================
 
-``Dask`` lives in ``_dask`` (imported for Dask arrays only). ``backend.ops`` is the
-namespace the formulas get: the library's array API namespace, or a stand-in with faster
-or more exact primitives (:class:`NumPyNamespace` here, ``TorchNamespace`` and
-``JaxNamespace`` in the adapters). Together with ``_compat`` (the array-api-compat shim),
-``_dask``, ``_torch_adapter`` and ``_jax_adapter``, this is the only module of the
-computation that names a library.
+NumPy arrays and Python scalars that join another library's arrays are converted to it
+(:func:`one_library`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from . import _checks, _evaluate, _private
+from . import _blocks, _checks, _private
 from . import _formulas as formulas
 from ._compat import (
     array_namespace,
@@ -48,363 +45,121 @@ from ._compat import (
     is_numpy_namespace,
     is_torch_namespace,
 )
-
-Array = Any
-Elementwise = Callable[..., Array]
+from ._typing import Array, Backend, Call, Namespace
 
 _NO_CONTEXT = contextlib.nullcontext()
 _SCALARS = (bool, int, float)
 
 
-# --------------------------------------------------------------------- the policy
-class Backend:
+def _quiet() -> contextlib.AbstractContextManager[object]:
+    """Silences NumPy's warnings of intended values (``log(0)``, ``0 * inf``), which
+    libraries built on NumPy (array-api-strict) raise too."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return _NO_CONTEXT
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")  # type: ignore[no-any-return]
+
+
+class ArrayAPI:
     """An array API library (CuPy, array-api-strict, ...): values are read unless
-    array-api-compat calls an array lazy, formulas are evaluated in one go, and there
-    is no autodiff (the explicit ``*_backward`` functions give gradients)."""
+    array-api-compat calls an array lazy, the formulas run in one go, and there is no
+    autodiff (the explicit ``*_backward`` functions give gradients)."""
 
-    #: messages in torch's words (its dtype names and broadcasting texts)
     torch_wording = False
-    #: threads that blocks run on (:func:`_evaluate.blocked`)
-    threads = 1
-    #: whether the checks compare the arrays' devices (torch's message): not where the
-    #: library has one device (NumPy, Dask) or its own rules (torch raises torch's
-    #: error itself; JAX moves uncommitted arrays)
+    #: whether the checks compare the arrays' devices (torch's message)
     checks_devices = True
+    grad_enabled = None  # no autodiff that records a weight's gradient
 
-    def __init__(self, xp: Any) -> None:
-        self.xp = xp  #: the library's array API namespace
-        self.ops = xp  #: the namespace the formulas get
+    def __init__(self, xp: Namespace) -> None:
+        self.ops = formulas.Ops(xp)
 
     def __repr__(self) -> str:
         return f"<xbce backend {type(self).__name__}>"
 
-    # ------------------------------------------------------------ what arrays are
-    def lazy(self, x: Array, t: Array) -> bool:
-        """Whether xbce must not read the values (tracers, task graphs, fake tensors)."""
-        return bool(is_lazy_array(x) or is_lazy_array(t))
+    def loss(self, call: Call) -> Array:
+        if is_lazy_array(call.input) or is_lazy_array(call.target):
+            call = call._replace(lazy=True)
+        _checks.arguments(call, self)
+        with _quiet():
+            return formulas.loss(call, self.ops)
 
-    def on_host(self, x: Array) -> bool:
-        """Whether reading a 0-d value costs no device synchronisation."""
-        return False
-
-    def blockable(self, like: Array) -> bool:
-        """Whether the formula on ``like`` runs block by block (``_evaluate``)."""
-        return False
-
-    def contiguous(self, a: Array) -> bool:
-        """Whether ``a`` is C-contiguous (blocks then cut its flat view)."""
-        return False
-
-    def quiet(self) -> contextlib.AbstractContextManager[Any]:
-        """Silences the warnings of intended values (``log(0)``, ``0 * inf``): NumPy's,
-        which libraries built on NumPy (array-api-strict) raise too."""
-        np = sys.modules.get("numpy")
-        if np is None:
-            return _NO_CONTEXT
-        return np.errstate(divide="ignore", invalid="ignore", over="ignore")  # type: ignore[no-any-return]
-
-    def refuse_gradients(self, op: str, weight: Array | None, pos_weight: Array | None) -> None:
-        """Raise where the library records gradients of a weight torch does not
-        differentiate (only torch does)."""
-
-    # ---------------------------------------------------------------- the calls
-    def loss(
-        self, logits: bool, x: Array, t: Array, w: Array | None, p: Array | None, reduction: str
-    ) -> Array:
-        """Either loss: every check that reads no values, the formula, then BCE's value
-        check (which rides on the computed loss: see :func:`_checks.unit_interval`)."""
-        lazy = self.lazy(x, t)
-        # BCE: torch checks the values before it refuses a weight (only then read here)
-        values = None if logits or lazy else partial(self.unit_interval, x, t)
-        _checks.arguments(logits, x, t, reduction, self, weight=w, pos_weight=p, values=values)
-        if logits or lazy:
-            return self.evaluate(logits, x, t, w, p, reduction, lazy)
-        if reduction == formulas.NONE:  # no sum to ride on: check the values first
-            self.unit_interval(x, t)
-            return self.evaluate(logits, x, t, w, p, reduction, lazy)
-        out = self.evaluate(logits, x, t, w, p, reduction, lazy)
-        self.unit_interval(x, t, reduced=out)  # raises before returning
-        return out
-
-    def gradient(
-        self,
-        logits: bool,
-        which: str,
-        g: Array,
-        x: Array,
-        t: Array,
-        w: Array | None,
-        p: Array | None,
-        reduction: str,
-    ) -> Array:
-        """An explicit ``*_backward`` function: the checks, then the gradient chain."""
-        _checks.arguments(logits, x, t, reduction, self, weight=w, pos_weight=p, grad_output=g)
-        return _evaluate.gradient(self, logits, which, g, x, t, w, p, reduction)
-
-    def evaluate(
-        self,
-        logits: bool,
-        x: Array,
-        t: Array,
-        w: Array | None,
-        p: Array | None,
-        reduction: str,
-        lazy: bool,
-    ) -> Array:
-        """The loss of checked arguments (an autodiff adapter wraps it in its own)."""
-        fn = partial(formulas.elementwise_loss, logits, lazy=lazy)
-        return self.reduced(fn, x, (x, t, w, p), t.dtype if logits else x.dtype, reduction)
-
-    def unit_interval(self, x: Array, t: Array, *, reduced: Array | None = None) -> None:
-        """BCE's value check of eager arrays (:func:`_checks.unit_interval`)."""
-        _checks.unit_interval(x, t, self, reduced=reduced)
-
-    # --------------------------------------------------------------- evaluation
-    def elementwise(
-        self, fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype: Any
-    ) -> Array:
-        """``fn(*arrays, xp=self.ops)``: the full elementwise result."""
-        if self.blockable(like):
-            return _evaluate.blocked(self, fn, like, arrays, dtype, formulas.NONE)
-        with self.quiet():
-            return fn(*arrays, xp=self.ops)
-
-    def reduced(
-        self,
-        fn: Elementwise,
-        like: Array,
-        arrays: tuple[Array | None, ...],
-        dtype: Any,
-        reduction: str,
-    ) -> Array:
-        """``reduce(fn(*arrays, xp=self.ops), reduction)``, without a full-size
-        intermediate where blocks are used."""
-        if self.blockable(like):
-            return _evaluate.blocked(self, fn, like, arrays, dtype, reduction)
-        with self.quiet():
-            return formulas.reduce(fn(*arrays, xp=self.ops), reduction, xp=self.ops)
+    def gradient(self, call: Call) -> Array:
+        _checks.arguments(call, self)
+        with _quiet():
+            return formulas.gradient(call, self.ops)
 
 
-class NumPy(Backend):
-    """NumPy: values always readable, on the host; large arrays in blocks on a thread
-    pool; the formulas get :class:`NumPyNamespace`; 0-d results are arrays."""
+class NumPy(ArrayAPI):
+    """NumPy: values always read, on the host; arrays of 2**18 elements or more in
+    blocks on a thread pool (``_blocks``); 0-d results are arrays, never NumPy scalars.
+
+    Its primitives: ufuncs and their ``reduce`` called directly (the compat wrappers
+    cost more than the operation at small sizes); a float32 ``log`` evaluated in
+    float64 and rounded once (equal to glibc's ``logf``, which torch's BCE kernel calls,
+    in 99.5% of float32 inputs, where NumPy's SIMD ``logf`` is in 90.7%; ~12% more time
+    per BCE element); and where NumPy lacks AVX-512, whose float32 ``log1p`` is glibc's
+    scalar ``log1pf`` (torch's bits, ~7x slower per element than NumPy's vectorised
+    ``log``), from 4096 elements on the float64 ``log(1 + u)`` rounded once (<= 1 ulp
+    from ``log1pf``; 1.3x faster at 2**14, 1.9x at 2**16). With AVX-512, NumPy's own
+    vectorised ``log1p`` (<= 1.2 ulp) is 3x faster than that detour."""
 
     checks_devices = False
 
-    def __init__(self, xp: Any) -> None:
-        super().__init__(xp)
-        self.ops = NumPyNamespace(xp, detour=not _numpy_has_vector_log1p())
-        self.threads = _evaluate.cores()
+    def __init__(self, xp: Namespace) -> None:
+        np = sys.modules["numpy"]
+        whole = {"axis": None}
+        ops = formulas.Ops(
+            xp, host=True, minimum=np.minimum, clamp_min=np.maximum, clamp_max=np.minimum,
+            sum=partial(np.add.reduce, **whole), min=partial(np.minimum.reduce, **whole),
+            max=partial(np.maximum.reduce, **whole),
+        )
+        ops.log = ops.log_via_float64
+        if not numpy_has_vector_log1p():
+            ops.log1p = ops.log1p_via_float64
+        self.ops = ops
+        self.threads = _blocks.cores()
+        self._np = np  # NumPy's ops on 0-d arrays give scalars: made 0-d arrays again
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled by name (Dask sends it to its workers with each chunk task)."""
         return (numpy_backend, ())
 
-    def lazy(self, x: Array, t: Array) -> bool:
-        return False
+    def loss(self, call: Call) -> Array:
+        _checks.arguments(call, self)
+        x, loss = call.input, call.loss
+        if x.size < _blocks.BLOCKED_FROM:
+            with _quiet():
+                out = formulas.loss(call, self.ops)
+        else:
+            out = self._blocks(loss.elementwise, x, call[1:5], loss.dtype(x, call.target),
+                               call.reduction)
+        return self._np.asarray(out) if isinstance(out, self._np.generic) else out
 
-    def on_host(self, x: Array) -> bool:
-        return True
+    def gradient(self, call: Call) -> Array:
+        _checks.arguments(call, self)
+        like = call.input if call.wrt == "input" else call.target
+        if like.size < _blocks.BLOCKED_FROM:
+            with _quiet():
+                out = formulas.gradient(call, self.ops)
+        else:
+            count = formulas.mean_count(call.reduction, like)
+            fn = partial(formulas.elementwise_gradient, call.loss, call.wrt, count)
+            out = self._blocks(fn, like, (call.grad, *call[1:5]), like.dtype, formulas.NONE)
+        return self._np.asarray(out) if isinstance(out, self._np.generic) else out
 
-    def blockable(self, like: Array) -> bool:
-        return _evaluate.large(like)
-
-    def contiguous(self, a: Array) -> bool:
-        return bool(a.flags["C_CONTIGUOUS"])
-
-    def loss(self, *args: Any) -> Array:
-        return _zero_d(super().loss(*args))
-
-    def gradient(self, *args: Any) -> Array:
-        return _zero_d(super().gradient(*args))
-
-    def unit_interval(self, x: Array, t: Array, *, reduced: Array | None = None) -> None:
-        """:func:`_checks.unit_interval` with NumPy's own methods, whose 0-d results are
-        read for free; only a failure takes the general path (to find the message)."""
-        np = self.ops._np
-        low, high = np.minimum.reduce, np.maximum.reduce
-        if x.size == 0 or (low(t, None) >= 0 and high(t, None) <= 1 and (
-            reduced == reduced if reduced is not None else low(x, None) >= 0 and high(x, None) <= 1
-        )):
-            return
-        _checks.unit_interval(x, t, self, reduced=reduced)
-
-
-def _zero_d(out: Array) -> Array:
-    """A NumPy scalar (NumPy's ops on 0-d arrays give them) as a 0-d array."""
-    numpy = sys.modules["numpy"]
-    return numpy.asarray(out) if isinstance(out, numpy.generic) else out
+    def _blocks(self, fn: Any, like: Array, arrays: tuple[Array | None, ...], dtype: Any,
+                reduction: str) -> Array:
+        return _blocks.reduced(fn, like, arrays, dtype, reduction, self.ops,
+                               threads=self.threads, contiguous=_c_contiguous, quiet=_quiet)
 
 
-#: float32 arrays from this many elements on take the ``log1p`` detour (see below)
-_LOG1P_DETOUR_FROM = 1 << 12
-
-
-class NumPyNamespace:
-    """NumPy's array API namespace as the formulas get it: a float32 ``log1p`` that is
-    faster and as accurate where NumPy lacks AVX-512, a float32 ``log`` evaluated in
-    float64 and rounded once (closer to glibc's ``logf``), and NumPy's own methods
-    where the compat wrappers cost more than the operation at small sizes.
-
-    Without AVX-512 (``detour``), NumPy's float32 ``log1p`` is glibc's scalar
-    ``log1pf``: torch's BCE kernel calls the same, so its bits are torch's, but it is
-    ~7x slower per element than NumPy's vectorised ``log``. From 4096 elements on, the
-    float64 ``log(1 + u)`` rounded to float32 is faster (1.3x at 2**14, 1.9x at 2**16,
-    measured here); it is correctly rounded, so <= 1 ulp from ``log1pf`` (equal in 93%
-    of BCE's ``log1p(-x)``). Below, the extra passes cost more than they save. Where
-    NumPy has its AVX-512 (SVML) loops, its own ``log1p`` is vectorised, <= 1.2 ulp,
-    and 3x faster than that detour, so it is used as is."""
-
-    # the formulas' hooks (``_formulas``) that NumPy does not provide: looked up per op
-    rounded = log_sigmoid = sigmoid = loss_mean = scale_by_numel = None
-
-    def __init__(self, xp: Any, *, detour: bool) -> None:
-        self._xp = xp
-        self._detour = detour
-        self._np = sys.modules["numpy"]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # not forwarded (pickling asks for ``__reduce_ex__``...)
-            raise AttributeError(name)
-        value = getattr(self._xp, name)
-        setattr(self, name, value)  # found here from now on
-        return value
-
-    def astype(self, x: Array, dtype: Any) -> Array:
-        return x.astype(dtype)
-
-    def asarray(self, a: Any, *, dtype: Any = None) -> Array:
-        return self._np.asarray(a, dtype=dtype)
-
-    def sum(self, a: Array, *, dtype: Any = None) -> Array:
-        """The whole-array sum (the only one xbce takes)."""
-        return a.sum(dtype=dtype)
-
-    def log(self, u: Array) -> Array:
-        """float32: the float64 ``log`` rounded once, as glibc's ``logf`` (which torch's
-        BCE kernel calls) evaluates it: equal to glibc's in 99.5% of float32 inputs,
-        where NumPy's own SIMD ``logf`` is in 90.7% (tests/cases.py's probabilities),
-        for ~12% more time per BCE element."""
-        xp = self._xp
-        if u.dtype != xp.float32:
-            return xp.log(u)
-        return xp.log(u.astype(xp.float64)).astype(xp.float32)
-
-    def log1p(self, u: Array) -> Array:
-        xp = self._xp
-        if u.dtype != xp.float32 or not self._detour or u.size < _LOG1P_DETOUR_FROM:
-            return xp.log1p(u)
-        # 1 + u is exact in float64 for |u| >= 2**-23; below, log1p(u) rounds to u
-        wide = xp.log(u.astype(xp.float64) + 1.0).astype(xp.float32)
-        return xp.where(xp.abs(u) < 2.0**-23, u, wide)
+def _c_contiguous(a: Array) -> bool:
+    return bool(a.flags["C_CONTIGUOUS"])
 
 
 #: whether NumPy dispatches float32 ``log1p`` to its AVX-512 (SVML) loop (a name
 #: tests replace to try both paths)
-_numpy_has_vector_log1p = _private.numpy_has_avx512
-
-
-class Torch(Backend):
-    """PyTorch: the formula through the torch adapter (``_torch_adapter``): eager
-    tensors checked and evaluated (large CPU tensors in blocks) with torch's gradients
-    wired into autograd; ``torch.compile``, ``torch.func`` and meta tensors never read."""
-
-    checks_devices = False
-
-    torch_wording = True
-
-    def __init__(self, xp: Any) -> None:
-        super().__init__(xp)
-        from . import _torch_adapter
-
-        self.adapter = _torch_adapter
-        # the stand-in serves the checks too: torch's dtype arithmetic, cheaper and
-        # traceable by ``torch.compile`` (the compat wrappers are not)
-        self.xp = self.ops = _torch_adapter.TORCH_OPS
-
-    def lazy(self, x: Array, t: Array) -> bool:
-        return self.adapter.wrapped_or_meta(x, t)
-
-    def on_host(self, x: Array) -> bool:
-        return bool(x.is_cpu)
-
-    def quiet(self) -> contextlib.AbstractContextManager[Any]:
-        return _NO_CONTEXT  # torch warns of no value
-
-    def blockable(self, like: Array) -> bool:
-        return bool(like.is_cpu and like.numel() >= _evaluate.BLOCKED_FROM and like.ndim > 0)
-
-    def contiguous(self, a: Array) -> bool:
-        return bool(a.is_contiguous())
-
-    def refuse_gradients(self, op: str, weight: Array | None, pos_weight: Array | None) -> None:
-        self.adapter.not_differentiable(op, weight=weight, pos_weight=pos_weight)
-
-    def loss(
-        self, logits: bool, x: Array, t: Array, w: Array | None, p: Array | None, reduction: str
-    ) -> Array:
-        adapter = self.adapter
-        if adapter.compiling():  # one graph, values never read (``torch.compile``)
-            x, t, w, p = adapter.autocast(x, t, w, p)
-            _checks.arguments(logits, x, t, reduction, self, weight=w, pos_weight=p)
-            return adapter.compiled(logits, x, t, w, p, reduction)
-        if adapter.autocasting():
-            x, t, w, p = adapter.autocast(x, t, w, p)
-        return super().loss(logits, x, t, w, p, reduction)
-
-    def evaluate(
-        self,
-        logits: bool,
-        x: Array,
-        t: Array,
-        w: Array | None,
-        p: Array | None,
-        reduction: str,
-        lazy: bool,
-    ) -> Array:
-        return self.adapter.evaluate(self, logits, x, t, w, p, reduction, lazy)
-
-    def unit_interval(self, x: Array, t: Array, *, reduced: Array | None = None) -> None:
-        self.adapter.check_unit_interval(self, x, t, reduced=reduced)
-
-
-class Jax(Backend):
-    """JAX: tracers (and concrete arrays inside a trace) are never read; the loss is a
-    ``jax.custom_jvp`` with torch's gradients, jitted where that keeps torch's bits
-    (``_jax_adapter``); the formulas get its ``JaxNamespace``."""
-
-    checks_devices = False
-
-    def __init__(self, xp: Any) -> None:
-        super().__init__(xp)
-        from . import _jax_adapter
-
-        self.adapter = _jax_adapter
-        self.ops = _jax_adapter.JNP
-
-    def quiet(self) -> contextlib.AbstractContextManager[Any]:
-        return _NO_CONTEXT  # JAX warns of no value
-
-    def lazy(self, x: Array, t: Array) -> bool:
-        import jax
-
-        if isinstance(x, jax.core.Tracer) or isinstance(t, jax.core.Tracer):
-            return True
-        # concrete arrays inside a trace (closed over by a jitted function, or handed
-        # to a function by ``checkify``): every op on them gives a tracer
-        return not _private.jax_at_top_level()
-
-    def evaluate(
-        self,
-        logits: bool,
-        x: Array,
-        t: Array,
-        w: Array | None,
-        p: Array | None,
-        reduction: str,
-        lazy: bool,
-    ) -> Array:
-        return self.adapter.loss(logits, reduction, lazy, x, t, w, p)
+numpy_has_vector_log1p = _private.numpy_has_avx512
 
 
 # ------------------------------------------------------------- picking a backend
@@ -413,7 +168,7 @@ _BY_TYPE: dict[type, Backend] = {}
 _torch: Backend | None = None
 
 
-def _make(xp: Any) -> Backend:
+def _make(xp: Namespace) -> Backend:
     if is_numpy_namespace(xp):
         return numpy_backend()
     if is_dask_namespace(xp):
@@ -421,69 +176,69 @@ def _make(xp: Any) -> Backend:
 
         return Dask(xp)
     if is_jax_namespace(xp):
-        return Jax(xp)
+        from ._jax import Jax  # imported only for JAX arrays
+
+        return Jax()
     if is_torch_namespace(xp):
-        return _torch_backend()
-    return Backend(xp)
+        return torch_backend()
+    return ArrayAPI(xp)
 
 
-def numpy_backend() -> Backend:
+def numpy_backend() -> NumPy:
     """The backend of NumPy arrays (made on first use)."""
     import numpy as np
 
     backend = _BY_TYPE.get(np.ndarray)
-    if backend is None:
+    if not isinstance(backend, NumPy):
         backend = _BY_TYPE[np.ndarray] = NumPy(array_namespace(np.empty(0)))
     return backend
 
 
-def _torch_backend() -> Backend:
+def torch_backend() -> Backend:
     global _torch
     if _torch is None:
-        from . import _torch_adapter
+        from ._torch import Torch  # imported only for torch tensors
 
-        _torch = Torch(_torch_adapter.COMPAT)
+        _torch = Torch()
     return _torch
 
 
-Arguments = tuple[Array, Array, Array | None, Array | None, Array | None]
-
-
-def of(
-    input: Array,
-    target: Array,
-    weight: Array | None = None,
-    pos_weight: Array | None = None,
-    grad_output: Array | None = None,
-) -> tuple[Backend, Arguments]:
-    """The call's backend, and its five arguments in that backend's library.
+def of(call: Call) -> tuple[Backend, Call]:
+    """The call's backend, and the call with its arrays in that backend's library.
 
     Torch tensors are recognised first with ``isinstance`` (which ``torch.compile``
     traces); other arrays by type, their backend cached. Arguments of mixed types go
     through :func:`one_library`, which converts NumPy arrays and Python scalars."""
-    args = (input, target, weight, pos_weight, grad_output)
+    args = (call.input, call.target, call.weight, call.pos_weight, call.grad)
     torch = sys.modules.get("torch")
-    if torch is not None and _all_tensors(torch.Tensor, args):
-        return _torch_backend(), args
-    kind = type(input)
-    same = all(a is None or type(a) is kind for a in args)
+    if torch is not None and isinstance(args[0], torch.Tensor):
+        for a in args:
+            if a is not None and not isinstance(a, torch.Tensor):
+                break
+        else:
+            return _torch or torch_backend(), call
+    kind = type(args[0])
+    same = True
+    for a in args:
+        if a is not None and type(a) is not kind:
+            same = False
     if same:
         known = _BY_TYPE.get(kind)
         if known is not None:
-            return known, args
+            return known, call
     else:
         args = one_library(*args)
+        call = call._replace(input=args[0], target=args[1], weight=args[2],
+                             pos_weight=args[3], grad=args[4])
     _checks.arrays(input=args[0], target=args[1], weight=args[2], pos_weight=args[3],
                    grad_output=args[4])
     backend = _make(array_namespace(*args))
     if same:
         _BY_TYPE[kind] = backend
-    return backend, args
+    return backend, call
 
 
-def _all_tensors(tensor: type, args: Arguments) -> bool:
-    """Whether the input is a tensor and so is every other argument given."""
-    return isinstance(args[0], tensor) and all(a is None or isinstance(a, tensor) for a in args)
+Arguments = tuple[Array, Array, Array | None, Array | None, Array | None]
 
 
 # ------------------------------------------------------ arguments of one library

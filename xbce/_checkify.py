@@ -2,7 +2,7 @@
 
 Under ``jax.jit`` xbce cannot read values, so an invalid BCE input makes the loss NaN.
 :func:`checkify` wraps a function so that the xbce calls *traced* inside it also stage
-``checkify.check``\\ s carrying torch's messages. A flag (``_jax_adapter.checks_on``)
+``checkify.check``\\ s carrying torch's messages. A flag (``_jax.checks_on``)
 set while the wrapped function is being traced tells xbce to stage them; outside it
 nothing changes, so code that does not use :func:`checkify` compiles exactly as before
 (a ``checkify.check`` staged under a plain ``jit`` would be an error).
@@ -62,7 +62,7 @@ def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[...
         raise missing("xbce.checkify", "jax") from err
     from jax.experimental import checkify as jax_checkify
 
-    from ._jax_adapter import checks_on
+    from ._jax import checks_on
 
     @functools.wraps(fun)
     def traced_with_checks(*args: Any, **kwargs: Any) -> Any:

@@ -7,18 +7,15 @@ Exceptions carry PyTorch's messages and can be caught as the exception PyTorch r
 from __future__ import annotations
 
 import functools
+import math
 import operator
-from collections.abc import Callable
 from typing import Any
 
 from . import _messages
 from ._compat import device
-from ._formulas import MEAN, NONE, SUM, numel
+from ._formulas import MEAN, NONE, SUM
 from ._legacy import warn_at_caller
-
-Array = Any
-Backend = Any  # _backends.Backend: its ``xp``, ``torch_wording``, ``on_host`` and
-#                ``refuse_gradients`` are all these checks ask of a library
+from ._typing import Array, Call, Library
 
 
 class InvalidValueError(ValueError, RuntimeError):
@@ -98,27 +95,27 @@ def same_shape(x: Array, y: Array, *, logits: bool) -> None:
     raise ShapeMismatchError(msg)
 
 
-def floating(x: Array, op: str, backend: Backend) -> None:
+def floating(x: Array, op: str, lib: Library) -> None:
     """``x`` must be real floating (PyTorch's dispatch: "not implemented for 'Long'")."""
-    if not backend.xp.isdtype(x.dtype, "real floating"):
-        torch = backend.torch_wording
+    if not lib.ops.isdtype(x.dtype, "real floating"):
+        torch = lib.torch_wording
         kernel = _messages.kernel_name(op, x, torch)
         raise UnsupportedDtypeError(
             f"\"{kernel}\" not implemented for '{_messages.dtype_name(x.dtype, torch)}'"
         )
 
 
-def same_dtype(x: Array, y: Array, backend: Backend) -> None:
+def same_dtype(x: Array, y: Array, lib: Library) -> None:
     if x.dtype != y.dtype:
-        torch = backend.torch_wording
+        torch = lib.torch_wording
         found = _messages.dtype_name(y.dtype, torch)
         expected = _messages.dtype_name(x.dtype, torch)
         raise DtypeMismatchError(f"Found dtype {found} but expected {expected}")
 
 
-def logits_target(t: Array, x: Array, backend: Backend) -> None:
+def logits_target(t: Array, x: Array, lib: Library) -> None:
     """BCE-with-logits computes in the target's dtype, so it must be floating."""
-    xp, torch = backend.xp, backend.torch_wording
+    xp, torch = lib.ops, lib.torch_wording
     if xp.isdtype(t.dtype, "bool"):
         raise UnsupportedDtypeError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
@@ -131,9 +128,9 @@ def logits_target(t: Array, x: Array, backend: Backend) -> None:
         )
 
 
-def not_bool(p: Array, backend: Backend) -> None:
+def not_bool(p: Array, lib: Library) -> None:
     """A bool ``pos_weight``: PyTorch's ``pos_weight - 1`` refuses it."""
-    if backend.xp.isdtype(p.dtype, "bool"):
+    if lib.ops.isdtype(p.dtype, "bool"):
         raise UnsupportedDtypeError(
             "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
             "trying to invert a mask, use the `~` or `logical_not()` operator instead."
@@ -158,18 +155,18 @@ def _with_known(
     return tuple(w), tuple(s)
 
 
-def broadcastable(w: Array, shape: tuple[int, ...], backend: Backend) -> None:
+def broadcastable(w: Array, shape: tuple[int, ...], lib: Library) -> None:
     """binary_cross_entropy's Python-side ``torch.broadcast_shapes(target, weight)``:
     its error comes before every other but the shape's (the growth of the result,
     which broadcasting alone allows, is checked later: see :func:`arguments`)."""
     wshape, shape = _with_known(tuple(w.shape), tuple(shape))
-    _, msg = _messages.broadcast_shapes(shape, wshape, backend.torch_wording)
+    _, msg = _messages.broadcast_shapes(shape, wshape, lib.torch_wording)
     if msg is not None:
         raise ShapeMismatchError(msg)
 
 
 def broadcasts_into(
-    w: Array, shape: tuple[int, ...], name: str, backend: Backend, *, into: str = "bce"
+    w: Array, shape: tuple[int, ...], name: str, lib: Library, *, into: str = "bce"
 ) -> None:
     """``w`` must broadcast into ``shape`` (right-aligned); the result never grows.
 
@@ -179,17 +176,17 @@ def broadcasts_into(
     ``loss.mul_(w)`` (the loss is tensor a); ``'pos_weight'``,
     ``(pos_weight - 1).mul(target)`` (pos_weight is tensor a), then
     ``log_sigmoid.mul_(...)``. ``name`` is not part of torch's message."""
-    msg = _broadcast_problem(w, shape, backend, into=into)
+    msg = _broadcast_problem(w, shape, lib, into=into)
     if msg is not None:
         raise ShapeMismatchError(msg)
 
 
 def _broadcast_problem(
-    w: Array, shape: tuple[int, ...], backend: Backend, *, into: str
+    w: Array, shape: tuple[int, ...], lib: Library, *, into: str
 ) -> str | None:
     wshape, shape = _with_known(tuple(w.shape), tuple(shape))
     if into == "bce":
-        common, msg = _messages.broadcast_shapes(shape, wshape, backend.torch_wording)
+        common, msg = _messages.broadcast_shapes(shape, wshape, lib.torch_wording)
         grown: tuple[int, ...] = tuple(common)
     elif into == "pos_weight":
         grown, msg = _messages.infer_size(wshape, shape)
@@ -201,24 +198,24 @@ def _broadcast_problem(
 
 
 def castable(
-    w: Array, result: Array, backend: Backend, *, dims: bool | None = None
+    w: Array, result: Array, lib: Library, *, dims: bool | None = None
 ) -> None:
     """``result.mul_(w)`` in place: torch refuses a complex ``w`` (its product cannot be
     cast back to the real ``result``). ``dims``: whether ``w`` as multiplied is
     dimensioned (default: ``w.ndim > 0``)."""
-    if backend.xp.isdtype(w.dtype, "complex floating"):
+    if lib.ops.isdtype(w.dtype, "complex floating"):
         product = _messages.complex_product(
             result.dtype, result.ndim > 0, w.dtype, w.ndim > 0 if dims is None else dims
         )
         raise UnsupportedDtypeError(
-            _messages.cannot_cast(product, result.dtype, backend.torch_wording)
+            _messages.cannot_cast(product, result.dtype, lib.torch_wording)
         )
 
 
-def pos_weight_castable(p: Array, x: Array, t: Array, backend: Backend) -> None:
+def pos_weight_castable(p: Array, x: Array, t: Array, lib: Library) -> None:
     """``log_sigmoid(x).mul_((p - 1).mul(t).add_(1))``: a complex ``p`` (or target)
     makes the log-weight complex, which the real ``log_sigmoid`` cannot take in place."""
-    xp = backend.xp
+    xp = lib.ops
     if not xp.isdtype(p.dtype, "complex floating"):
         return
     if xp.isdtype(t.dtype, "real floating"):
@@ -228,7 +225,7 @@ def pos_weight_castable(p: Array, x: Array, t: Array, backend: Backend) -> None:
     product = _messages.complex_product(
         x.dtype, x.ndim > 0, weight, p.ndim > 0 or t.ndim > 0
     )
-    raise UnsupportedDtypeError(_messages.cannot_cast(product, x.dtype, backend.torch_wording))
+    raise UnsupportedDtypeError(_messages.cannot_cast(product, x.dtype, lib.torch_wording))
 
 
 def same_device(*arrays: Array | None) -> None:
@@ -254,54 +251,53 @@ def same_device(*arrays: Array | None) -> None:
             )
 
 
-def unit_interval(
-    x: Array, y: Array, backend: Backend, *, reduced: Array | None = None
-) -> None:
+def refuse_gradients(call: Call) -> None:
+    """torch refuses ``weight``/``pos_weight`` that require grad (under grad mode)."""
+    for name, a in (("weight", call.weight), ("pos_weight", call.pos_weight)):
+        if a is not None and a.requires_grad:
+            raise RuntimeError(
+                f"The function '{call.loss.name}' is not differentiable with respect to "
+                f"argument '{name}'. This input cannot have requires_grad True."
+            )
+
+
+def unit_interval(x: Array, y: Array, lib: Library) -> None:
     """Eager arrays only: every input and target element must lie in [0, 1].
 
-    One host synchronisation: ``min``/``max`` propagate NaN, and NaN fails both
-    comparisons. ``reduced``, the loss's ``mean`` or ``sum`` when it is already
-    computed, stands in for the input's check: an input element outside [0, 1], NaN or
-    inf makes its loss NaN (through ``log``/``log1p``, whatever the target and weight),
-    hence the sum, so only the targets need their own ``min``/``max``. When something
-    fails, the first bad element in memory order decides the message, as in torch's
-    per-element kernel; a NaN from the weight alone is not an error.
+    Made where torch's kernel makes it: after the dtype checks, before the weight is
+    multiplied in. The smallest and largest element of each array (NaN fails both
+    comparisons) are read from the device once; when something fails, the first bad
+    element in memory order decides the message, as in torch's per-element kernel.
     """
-    if numel(x) == 0:
+    if math.prod(x.shape) == 0:
         return
-    xp = backend.xp
-    conditions = [xp.min(y) >= 0, xp.max(y) <= 1]
-    if reduced is None:
-        conditions += [xp.min(x) >= 0, xp.max(x) <= 1]
+    ops = lib.ops
+    if ops.extrema is None:
+        lo_x, hi_x, lo_y, hi_y = ops.min(x), ops.max(x), ops.min(y), ops.max(y)
     else:
-        conditions.append(reduced == reduced)  # not NaN, in one op
-    if backend.on_host(x):  # reading 0-d values is free: no chain of ops on them
-        ok = all(map(bool, conditions))
-    else:  # one host synchronisation for all of them
-        ok = bool(functools.reduce(operator.and_, conditions))
-    if ok:
-        return
+        (lo_x, hi_x), (lo_y, hi_y) = ops.extrema(x), ops.extrema(y)
+    if ops.host:  # reading 0-d values is free: compare them one by one
+        if lo_x >= 0 and hi_x <= 1 and lo_y >= 0 and hi_y <= 1:
+            return
+    elif bool(functools.reduce(operator.and_, [lo_x >= 0, hi_x <= 1, lo_y >= 0, hi_y <= 1])):
+        return  # read from the device in one synchronisation
+    xp = ops.xp
     bad_x = xp.reshape(~((x >= 0) & (x <= 1)), (-1,))
     bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
-    first_x = int(xp.argmax(xp.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
-    first_y = int(xp.argmax(xp.astype(bad_y, xp.int8))) if bool(xp.any(bad_y)) else None
-    if first_x is None and first_y is None:
-        return  # valid values; the NaN came from the weight
-    which = (
-        "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
-    )
+    first_x = int(xp.argmax(ops.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
+    first_y = int(xp.argmax(ops.astype(bad_y, xp.int8))) if bool(xp.any(bad_y)) else None
+    which = "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
     raise InvalidValueError(f"all elements of {which} should be between 0 and 1")
 
 
-def _devices(
-    logits: bool, x: Array, t: Array, w: Array | None, p: Array | None, g: Array | None
-) -> None:
+def _devices(call: Call) -> None:
     """:func:`same_device` in the order of torch's first op combining them: BCE's kernel
     (its output on the input's device; the backward's takes ``grad`` next), BCE with
     logits' ``(pos_weight - 1).mul(target)`` or ``(1 - target).mul_(input)`` (its
     backward: ``input.sigmoid() - target``), then ``mul_(weight)``."""
+    x, t, w, p, g = call.input, call.target, call.weight, call.pos_weight, call.grad
     order: tuple[Array | None, ...]
-    if not logits:
+    if not call.loss.logits:
         order = (x, t, w) if g is None else (x, g, t, w)
     elif p is not None:
         order = (p, t, x, g, w)
@@ -310,26 +306,12 @@ def _devices(
     same_device(*order)
 
 
-def arguments(
-    logits: bool,
-    input: Array,
-    target: Array,
-    reduction: str,
-    backend: Backend,
-    *,
-    weight: Array | None = None,
-    pos_weight: Array | None = None,
-    grad_output: Array | None = None,
-    values: Callable[[], None] | None = None,
-) -> None:
-    """Every check of the arguments that reads no values, in the order PyTorch makes
-    them (its first error is the one raised). ``reduction`` is already validated.
-
-    ``backend`` is the call's (``_backends``): torch tensors get torch's words, and
-    torch refuses a weight that requires grad. ``values`` (BCE on eager arrays): the
-    value check, which torch's kernel makes before it multiplies by the weight; it is
-    called here only when the weight is refused (it grows the result, or is complex),
-    so that a bad value is reported first, as torch does.
+def arguments(call: Call, lib: Library) -> None:
+    """Every check of the call's arguments, in the order PyTorch makes them (its first
+    error is the one raised); BCE's values only where they may be read (not
+    ``call.lazy``) and not for an explicit backward (torch's backward checks none).
+    ``reduction`` is already validated. ``lib`` is the call's backend: torch tensors
+    get torch's words, and torch refuses a weight that requires grad.
 
     torch's order: ``F.binary_cross_entropy``'s shape check and
     ``broadcast_shapes(target, weight)``; the autograd kernel's refusal of a weight
@@ -339,39 +321,41 @@ def arguments(
     refusal (``weight``, then ``pos_weight``); ``log_sigmoid(input)``; ``pos_weight -
     1`` (bool), ``.mul(target)`` (broadcast), ``log_sigmoid.mul_(...)`` (growth, then
     dtype); ``(1 - target).mul_(input)`` (the target's dtype); ``loss.mul_(weight)``."""
-    op = "binary_cross_entropy_with_logits" if logits else "binary_cross_entropy"
-    same_shape(input, target, logits=logits)
-    shape = tuple(input.shape)
+    x, t, weight, pos_weight = call.input, call.target, call.weight, call.pos_weight
+    logits = call.loss.logits
+    if x.shape != t.shape:
+        same_shape(x, t, logits=logits)
+    shape = tuple(x.shape)
     if logits:
-        backend.refuse_gradients(op, weight, pos_weight)
-        floating(input, "log_sigmoid", backend)
-        if backend.checks_devices:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
-            _devices(True, input, target, weight, pos_weight, grad_output)
+        if lib.grad_enabled is not None and lib.grad_enabled():
+            refuse_gradients(call)
+        floating(x, "log_sigmoid", lib)
+        if lib.checks_devices:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
+            _devices(call)
         if pos_weight is not None:
-            not_bool(pos_weight, backend)
-            broadcasts_into(pos_weight, shape, "pos_weight", backend, into="pos_weight")
-            pos_weight_castable(pos_weight, input, target, backend)
-        logits_target(target, input, backend)
+            not_bool(pos_weight, lib)
+            broadcasts_into(pos_weight, shape, "pos_weight", lib, into="pos_weight")
+            pos_weight_castable(pos_weight, x, t, lib)
+        logits_target(t, x, lib)
         if weight is not None:
-            broadcasts_into(weight, shape, "weight", backend, into="result")
-            castable(weight, target, backend)
+            broadcasts_into(weight, shape, "weight", lib, into="result")
+            castable(weight, t, lib)
     else:
         if weight is not None:
-            broadcastable(weight, shape, backend)
-        backend.refuse_gradients(op, weight, None)
-        if backend.checks_devices:  # TensorIterator: device, then dtype
-            _devices(False, input, target, weight, None, grad_output)
-        same_dtype(input, target, backend)
-        floating(input, op, backend)
+            broadcastable(weight, shape, lib)
+        if lib.grad_enabled is not None and lib.grad_enabled():
+            refuse_gradients(call)
+        if lib.checks_devices:  # TensorIterator: device, then dtype
+            _devices(call)
+        if x.dtype != t.dtype:
+            same_dtype(x, t, lib)
+        floating(x, call.loss.name, lib)
+        if not call.lazy and call.wrt is None:
+            unit_interval(x, t, lib)  # torch's kernel checks the values before ``mul_(weight)``
         if weight is not None:
-            try:
-                broadcasts_into(weight, shape, "weight", backend, into="bce")
-                # the weight as torch multiplies it: expanded, dimensioned with the input
-                castable(weight, input, backend, dims=input.ndim > 0 or weight.ndim > 0)
-            except (ShapeMismatchError, UnsupportedDtypeError):
-                if values is not None:
-                    values()  # torch's kernel checks the values before ``mul_(weight)``
-                raise
-    if grad_output is not None:
-        shape_out = () if reduction != NONE else shape
-        broadcasts_into(grad_output, shape_out, "grad_output", backend, into="result")
+            broadcasts_into(weight, shape, "weight", lib, into="bce")
+            # the weight as torch multiplies it: expanded, dimensioned with the input
+            castable(weight, x, lib, dims=x.ndim > 0 or weight.ndim > 0)
+    if call.grad is not None:
+        shape_out = () if call.reduction != NONE else shape
+        broadcasts_into(call.grad, shape_out, "grad_output", lib, into="result")

@@ -15,46 +15,58 @@ from typing import Any
 
 from . import _checks
 from . import _formulas as formulas
-from ._backends import Backend, numpy_backend
-
-Array = Any
-Elementwise = Callable[..., Array]
+from ._backends import NumPy, _quiet, numpy_backend
+from ._typing import Array, Call, Loss, Namespace
 
 
-class Dask(Backend):
-    """Dask: never read here. Each loss is one ``map_blocks`` of a chunk kernel that
-    evaluates (and checks) its NumPy chunk with the :class:`NumPy` backend when the
-    graph is computed; ``mean``/``sum`` are Dask's own reductions."""
+class Dask:
+    """Dask arrays: never read here (see the module)."""
 
-    checks_devices = False
+    torch_wording = False
+    grad_enabled = None  # no weight's gradient is recorded
+    checks_devices = False  # one device
 
-    def __init__(self, xp: Any) -> None:
-        super().__init__(xp)
+    def __init__(self, xp: Namespace) -> None:
+        self.xp = xp
+        self.ops = formulas.Ops(xp)
         self.chunks = numpy_backend()  #: evaluates each chunk
 
-    def lazy(self, x: Array, t: Array) -> bool:
-        return True
+    def __repr__(self) -> str:
+        return "<xbce backend Dask>"
 
-    def evaluate(
-        self,
-        logits: bool,
-        x: Array,
-        t: Array,
-        w: Array | None,
-        p: Array | None,
-        reduction: str,
-        lazy: bool,
-    ) -> Array:
-        fn = partial(_checked_chunk, logits, self.chunks)
-        return self.reduced(fn, x, (x, t, w, p), t.dtype if logits else x.dtype, reduction)
+    def loss(self, call: Call) -> Array:
+        call = call._replace(lazy=True)
+        _checks.arguments(call, self)
+        x, t = call.input, call.target
+        fn = partial(_checked_chunk, call.loss, self.chunks)
+        out = self._map_blocks(fn, x, call, call.loss.dtype(x, t))
+        return out if call.reduction == formulas.NONE else self._reduce(out, call.reduction)
 
-    def elementwise(
-        self, fn: Elementwise, like: Array, arrays: tuple[Array | None, ...], dtype: Any
-    ) -> Array:
+    def gradient(self, call: Call) -> Array:
+        _checks.arguments(call, self)
+        like = call.input if call.wrt == "input" else call.target
+        # the chain ends with torch's ``/ numel`` of the whole array
+        count = formulas.mean_count(call.reduction, like)
+        if count is not None and not _checks.known(count):
+            raise ValueError(
+                "the gradient of reduction='mean' divides by the number of elements, unknown "
+                "for this Dask array: call its compute_chunk_sizes() first"
+            )
+        fn = partial(formulas.elementwise_gradient, call.loss, call.wrt, count)
+        return self._map_blocks(fn, like, call, like.dtype,
+                                first=call.grad)
+
+    def _map_blocks(self, fn: Callable[..., Array], like: Array, call: Call, dtype: Any,
+                    first: Array | None = None) -> Array:
+        """``fn(*blocks, ops)`` on each chunk (of ``first`` if given, then the input,
+        target, weight and pos_weight; ``None`` where absent), as NumPy arrays."""
         import dask.array as da
         import numpy as np
         from dask.base import tokenize
 
+        arrays = (call.input, call.target, call.weight, call.pos_weight)
+        if first is not None:
+            arrays = (first, *arrays)
         blocks = [None if a is None else _dask_operand(a, like) for a in arrays]
         present = [b for b in blocks if b is not None]
         kernel = partial(_numpy_chunk, fn, self.chunks, tuple(b is not None for b in blocks))
@@ -65,65 +77,45 @@ class Dask(Backend):
         name = "xbce-" + tokenize(repr(fn), names, str(dtype))
         return da.map_blocks(kernel, *present, dtype=dtype, meta=meta, name=name)  # type: ignore[no-untyped-call]
 
-    def reduced(
-        self,
-        fn: Elementwise,
-        like: Array,
-        arrays: tuple[Array | None, ...],
-        dtype: Any,
-        reduction: str,
-    ) -> Array:
+    def _reduce(self, out: Array, reduction: str) -> Array:
         """``mean``/``sum`` of the elementwise result (half types in float32).
 
         Where the length is unknown (NaN), ``mean`` divides by the count of elements
         found at compute time (``da.mean``: the same tree of float32/float64 sums, then
         the division, correctly rounded as torch's ``sum / numel`` is)."""
-        out = self.elementwise(fn, like, arrays, dtype)
-        if reduction == formulas.NONE:
-            return out
-        xp = self.xp
-        half = formulas.is_half(dtype, xp)
+        xp, dtype = self.xp, out.dtype
+        half = formulas.is_half(dtype)
         acc = xp.astype(out, xp.float32) if half else out
         if reduction == formulas.MEAN and not math.isfinite(formulas.numel(out)):
             total = xp.mean(acc)
         else:
-            total = formulas.reduce(acc, reduction, xp=xp)
+            total = formulas.reduce(acc, reduction, self.ops)
         if half:  # round to half where NumPy's overflow warning is silenced
             return total.map_blocks(partial(_quiet_cast, to=dtype), dtype=dtype, meta=out._meta)
         return total
 
 
-def _checked_chunk(
-    logits: bool,
-    chunks: Backend,
-    x: Array,
-    t: Array,
-    w: Array | None,
-    p: Array | None,
-    *,
-    xp: Any,
-) -> Array:
+def _checked_chunk(loss: Loss, chunks: NumPy, x: Array, t: Array, w: Array | None,
+                   p: Array | None, ops: formulas.Ops) -> Array:
     """Either loss of one Dask chunk (NumPy arrays), checked as an eager call is.
 
     Runs inside the chunk's own task at compute time: an error reaches ``compute()``
     with torch's class and message, without another pass or graph layer. Blocks of
-    arrays of unknown size have their shapes compared here; BCE's value check rides
-    on the chunk's summed loss (see :func:`_checks.unit_interval`)."""
-    _checks.same_shape(x, t, logits=logits)
-    loss = formulas.elementwise_loss(logits, x, t, w, p, xp=xp)
-    if not logits:
-        chunks.unit_interval(x, t, reduced=xp.sum(loss))
-    return loss
+    arrays of unknown size have their shapes compared here."""
+    _checks.same_shape(x, t, logits=loss.logits)
+    if not loss.logits:
+        _checks.unit_interval(x, t, chunks)
+    return loss.elementwise(x, t, w, p, ops)
 
 
 def _numpy_chunk(
-    fn: Elementwise, chunks: Backend, present: tuple[bool, ...], *blocks: Any
+    fn: Callable[..., Array], chunks: NumPy, present: tuple[bool, ...], *blocks: Any
 ) -> Any:
     """``fn`` on one chunk of each array (``None`` where an argument is absent)."""
     it = iter(blocks)
     args = [next(it) if here else None for here in present]
-    with chunks.quiet():
-        return fn(*args, xp=chunks.ops)
+    with _quiet():
+        return fn(*args, chunks.ops)
 
 
 def _quiet_cast(block: Any, to: Any) -> Any:

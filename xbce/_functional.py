@@ -1,48 +1,30 @@
-"""The public functions: one dispatch path for both losses and their gradients.
+"""The public functions: each describes its call in one record and hands it down.
 
-Each function maps PyTorch's legacy arguments, validates ``reduction``, and hands the
-call, in one argument order (``logits, input, target, weight, pos_weight,
-reduction``), to the backend policy: :func:`_backends.of` picks the backend of the
-arrays once per call (converting NumPy arrays and Python scalars that join another
-library's arrays), and that one object carries the call out (``Backend.loss``,
-``Backend.gradient``).
+Each function maps PyTorch's legacy arguments, validates ``reduction``, and builds a
+:class:`~._typing.Call` (which loss, its arrays, the reduction); :func:`_backends.of`
+picks the backend of the arrays once per call (converting NumPy arrays and Python
+scalars that join another library's arrays), and that backend carries the call out
+(``backend.loss(call)`` or ``backend.gradient(call)``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from . import _backends, _checks, _legacy
-
-Array = Any
-
-
-def _loss(
-    logits: bool,
-    input: Array,
-    target: Array,
-    weight: Array | None,
-    pos_weight: Array | None,
-    reduction: str,
-) -> Array:
-    reduction = _checks.reduction(reduction)  # before anything else, as torch
-    backend, (x, t, w, p, _) = _backends.of(input, target, weight, pos_weight)
-    return backend.loss(logits, x, t, w, p, reduction)
+from . import _backends, _legacy
+from ._checks import reduction as _reduction
+from ._formulas import BCE, BCE_WITH_LOGITS
+from ._typing import Array, Call, Loss
 
 
-def _gradient(
-    logits: bool,
-    which: str,
-    grad_output: Array,
-    input: Array,
-    target: Array,
-    weight: Array | None,
-    pos_weight: Array | None,
-    reduction: str,
-) -> Array:
-    reduction = _checks.reduction(reduction)
-    backend, (x, t, w, p, g) = _backends.of(input, target, weight, pos_weight, grad_output)
-    return backend.gradient(logits, which, g, x, t, w, p, reduction)
+def _gradient(loss: Loss, wrt: str, grad_output: Array, input: Array, target: Array,
+              weight: Array | None, pos_weight: Array | None, reduction: str) -> Array:
+    if reduction not in _REDUCTIONS:
+        reduction = _reduction(reduction)
+    call = Call(loss, input, target, weight, pos_weight, reduction, grad_output, wrt)
+    backend, call = _backends.of(call)
+    return backend.gradient(call)
+
+
+_REDUCTIONS = ("mean", "sum", "none")
 
 
 # ------------------------------------------------------------------------- forward
@@ -154,8 +136,12 @@ def binary_cross_entropy(
     >>> float(xbce.binary_cross_entropy(p, y, reduction="sum"))
     1.2105705738067627
     """
-    reduction = _legacy.reduction(size_average, reduce, reduction)
-    return _loss(False, input, target, weight, None, reduction)
+    if size_average is not None or reduce is not None:
+        reduction = _legacy.reduction(size_average, reduce, reduction)
+    if reduction not in _REDUCTIONS:
+        reduction = _reduction(reduction)  # torch's error, before anything else
+    backend, call = _backends.of(Call(BCE, input, target, weight, None, reduction))
+    return backend.loss(call)
 
 
 def binary_cross_entropy_with_logits(
@@ -241,8 +227,12 @@ def binary_cross_entropy_with_logits(
     >>> round(float(loss), 6)
     0.201413
     """
-    reduction = _legacy.reduction(size_average, reduce, reduction)
-    return _loss(True, input, target, weight, pos_weight, reduction)
+    if size_average is not None or reduce is not None:
+        reduction = _legacy.reduction(size_average, reduce, reduction)
+    if reduction not in _REDUCTIONS:
+        reduction = _reduction(reduction)  # torch's error, before anything else
+    backend, call = _backends.of(Call(BCE_WITH_LOGITS, input, target, weight, pos_weight, reduction))
+    return backend.loss(call)
 
 
 # ------------------------------------------------------------------------ backward
@@ -281,7 +271,7 @@ def binary_cross_entropy_backward(
     array
         Shape and dtype of ``input``.
     """
-    return _gradient(False, "input", grad_output, input, target, weight, None, reduction)
+    return _gradient(BCE, "input", grad_output, input, target, weight, None, reduction)
 
 
 def binary_cross_entropy_target_backward(
@@ -305,7 +295,7 @@ def binary_cross_entropy_target_backward(
     array
         Shape and dtype of ``target``.
     """
-    return _gradient(False, "target", grad_output, input, target, weight, None, reduction)
+    return _gradient(BCE, "target", grad_output, input, target, weight, None, reduction)
 
 
 def binary_cross_entropy_with_logits_backward(
@@ -332,7 +322,7 @@ def binary_cross_entropy_with_logits_backward(
     array
         Shape and dtype of ``input``.
     """
-    return _gradient(True, "input", grad_output, input, target, weight, pos_weight, reduction)
+    return _gradient(BCE_WITH_LOGITS, "input", grad_output, input, target, weight, pos_weight, reduction)
 
 
 def binary_cross_entropy_with_logits_target_backward(
@@ -355,4 +345,4 @@ def binary_cross_entropy_with_logits_target_backward(
     array
         Shape and dtype of ``target``.
     """
-    return _gradient(True, "target", grad_output, input, target, weight, pos_weight, reduction)
+    return _gradient(BCE_WITH_LOGITS, "target", grad_output, input, target, weight, pos_weight, reduction)

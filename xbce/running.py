@@ -115,6 +115,8 @@ import sys
 from typing import Any, NamedTuple
 
 from . import _backends, _checks, _private
+from ._formulas import BCE
+from ._typing import Call
 from ._compat import array_namespace, device
 from ._functional import binary_cross_entropy, binary_cross_entropy_with_logits
 
@@ -409,22 +411,22 @@ def _reads(lib: str, input: Array, target: Array) -> bool:
         tensor = input if hasattr(input, "is_cpu") else target  # a NumPy input joins it
         if tensor.is_cpu:
             return True
-        from . import _torch_adapter
+        import torch
 
-        return _torch_adapter.compiling() or _torch_adapter.wrapped_or_meta(tensor, target)
+        from . import _private
+
+        is_wrapped = _private.torch_functions()[0]
+        return bool(torch.compiler.is_compiling() or is_wrapped(tensor) or is_wrapped(target)
+                    or tensor.is_meta or target.is_meta)
     return lib != "cupy"
 
 
 def _unread_bce(input: Array, target: Array, weight: Array | None, reduction: str) -> Array:
     """binary_cross_entropy with every check that reads no values, its values unread:
     an element outside [0, 1] makes the loss NaN (as under ``jax.jit``)."""
-    backend, (x, t, w, _, _) = _backends.of(input, target, weight)
-    if isinstance(backend, _backends.Torch):
-        adapter = backend.adapter
-        if adapter.autocasting():
-            x, t, w = adapter.autocast(x, t, w)
-    _checks.arguments(False, x, t, reduction, backend, weight=w)
-    return backend.evaluate(False, x, t, w, None, reduction, True)
+    call = Call(BCE, input, target, weight, None, reduction, lazy=True)
+    backend, call = _backends.of(call)
+    return backend.loss(call)
 
 
 def _jax_eager(*arrays: Array) -> bool:

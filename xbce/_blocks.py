@@ -1,0 +1,154 @@
+"""Large arrays in cache-sized blocks (NumPy, and PyTorch on the CPU).
+
+The formula runs on blocks of :data:`BLOCK` elements, so that its temporaries stay in
+cache instead of making several passes over full-size arrays; ``mean``/``sum`` then
+never hold more than a block of losses (bounded memory), and NumPy blocks run on a
+thread pool (NumPy releases the GIL). The backend that calls this module decides
+whether an array is cut at all (:func:`large`), on how many threads, and hands the
+formula and its :class:`~._formulas.Ops`; nothing here knows a library by name.
+
+``fn(*arrays, ops)`` must be elementwise in its arrays (each either ``like``'s shape or
+broadcasting into it) and return an array of ``like``'s shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from ._formulas import MEAN, NONE, Ops, is_half, numel
+from ._typing import Array, DType
+
+#: Elements per block: 2**16 float32 values are 256 KiB per temporary (L2-sized).
+BLOCK = 1 << 16
+#: Arrays from this many elements on are worth cutting into blocks.
+BLOCKED_FROM = 4 * BLOCK
+
+
+def large(like: Array) -> bool:
+    """Whether ``like`` is large enough for blocks."""
+    return numel(like) >= BLOCKED_FROM and like.ndim > 0
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# One pool per thread count, created on first use. A child made by ``fork`` inherits
+# the pool objects but none of their threads: work submitted there would wait forever.
+# So the child forgets them (``os.register_at_fork``) and makes its own on first use.
+# Idle workers exit when the interpreter does (ThreadPoolExecutor joins them at exit).
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    with _pools_lock:
+        pool = _pools.get(threads)
+        if pool is None:
+            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="xbce")
+        return pool
+
+
+def _forget_pools() -> None:
+    """In a forked child: the inherited pools have no threads (and the lock may have
+    been held by a parent thread at the fork): start afresh."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forget_pools)
+
+
+def _run(run: Callable[[int], None], count: int, threads: int) -> None:
+    """``run(k)`` for every block ``k``, on the pool when it is worth it; on this
+    thread when no pool can take work (interpreter shutdown)."""
+    if threads > 1 and count > 1:
+        try:
+            futures = [_pool(threads).submit(run, k) for k in range(count)]
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            pass
+        else:
+            for future in futures:
+                future.result()
+            return
+    for k in range(count):
+        run(k)
+
+
+def _slicer(
+    like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[[Array], bool]
+) -> tuple[int, Callable[[int, int], list[Array | None]]]:
+    """How to cut the arrays into blocks: the flat view when every array has
+    ``like``'s shape and is C-contiguous (the common case), else along the leading
+    axis."""
+    shape = tuple(like.shape)
+    present = [a for a in arrays if a is not None]
+    if all(tuple(a.shape) == shape and contiguous(a) for a in present):
+        flat = [None if a is None else a.reshape(-1) for a in arrays]
+        return numel(like), lambda i, j: [None if a is None else a[i:j] for a in flat]
+
+    def lead(i: int, j: int) -> list[Array | None]:
+        return [
+            a[i:j] if a is not None and a.ndim == len(shape) and a.shape[0] != 1 else a
+            for a in arrays
+        ]
+
+    return shape[0], lead
+
+
+def reduced(
+    fn: Callable[..., Array],
+    like: Array,
+    arrays: tuple[Array | None, ...],
+    dtype: DType,
+    reduction: str,
+    ops: Ops,
+    *,
+    threads: int = 1,
+    contiguous: Callable[[Array], bool],
+    quiet: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
+) -> Array:
+    """``reduce(fn(*arrays, ops), reduction)`` evaluated block by block (``none``: the
+    elementwise result, written block by block into one array). ``quiet()`` silences
+    the library's warnings of intended values, in each block's thread."""
+    xp = ops.xp
+    length, cut = _slicer(like, arrays, contiguous)
+    row = numel(like) // length if length else 1
+    step = max(1, BLOCK // max(row, 1))
+    bounds = [(i, min(i + step, length)) for i in range(0, length, step)]
+    acc = xp.float32 if is_half(dtype) else dtype
+    out = xp.empty(tuple(like.shape), dtype=dtype) if reduction == NONE else None
+    flat_out = out.reshape(-1) if out is not None and row == 1 else out
+    # allocated up front: a small result allocated after each block's temporaries
+    # would pin them in the C heap (torch: ~100 MiB of heap growth at 3e7 elements)
+    sums = xp.empty((len(bounds),), dtype=acc) if out is None else None
+
+    def run(k: int) -> None:
+        i, j = bounds[k]
+        with quiet():
+            part = fn(*cut(i, j), ops)
+            if flat_out is not None:
+                flat_out[i:j] = part
+            else:
+                sums[k] = ops.sum(part, dtype=acc)  # type: ignore[index]
+
+    _run(run, len(bounds), threads)
+    if out is not None:
+        return out
+    total = ops.sum(sums, dtype=acc)
+    if reduction == MEAN:
+        n = numel(like)
+        total = total / n if n else total * math.nan
+    with quiet():  # a half-precision sum may overflow to inf, silently as in torch
+        return xp.asarray(total if total.dtype == dtype else ops.astype(total, dtype))

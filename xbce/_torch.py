@@ -1,0 +1,275 @@
+"""The PyTorch backend: its whole call path, from the checks to autograd's backward.
+
+Imported only when xbce is handed torch tensors. :meth:`Torch.loss` takes one of three
+paths, decided once per call:
+
+* **compiled** (``torch.compile``): the checks run at trace time (shapes and dtypes,
+  never values), then :class:`_Compiled`, a Function without a ``jvp`` (Dynamo refuses
+  one: "Unsupported custom jvp"), so that the whole call is one graph with
+  ``fullgraph=True`` and ``torch.export``; a bad BCE target makes the loss NaN there
+  instead of raising;
+* **recorded**: when autograd would record (a tensor requires grad, forward-mode AD,
+  or a ``torch.func`` transform wraps the tensors), an ``autograd.Function`` whose
+  backward and JVP are torch's hand-written formulas: its old-style form
+  (``forward(ctx, ...)``, :class:`Eager`) outside ``torch.func`` transforms, because
+  ``Function.apply`` binds the signature of the setup-context form with ``inspect``
+  on every call; the setup-context form (with ``generate_vmap_rule``) under
+  ``torch.func``, which requires it;
+* **plain**: the formula, large CPU tensors in blocks (``_blocks``).
+
+Under ``torch.autocast`` every floating argument but a float64 one is cast to float32
+first. The formulas get torch's own primitives (:data:`OPS`): ``logsigmoid`` and
+``sigmoid`` (the ones torch's kernels call, so the results are torch's bit for bit),
+``clamp_min``/``clamp_max``, torch's dtype arithmetic (cheaper than the compat
+wrappers, and traceable by ``torch.compile``). Torch's own loss kernels are never
+called: torch is the reference xbce is measured against. The backward is written in
+differentiable torch ops, so ``create_graph=True`` (double backward) works.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+
+from . import _blocks, _checks, _private
+from . import _formulas as formulas
+from ._compat import array_namespace
+from ._typing import Array, Call, DType, Loss
+
+#: torch's private tests (``_private``: guarded, with fallbacks): a ``torch.func``
+#: wrapper, an active transform, and whether autocast is on for any device
+_is_wrapped, _transforms_active, _any_autocast = _private.torch_functions()
+
+
+def _extrema(a: Array) -> tuple[Any, Any]:
+    """``aminmax`` of ``a`` (detached: no graph); read as Python floats on the CPU."""
+    low, high = torch.aminmax(a.detach())
+    return (low.item(), high.item()) if a.is_cpu else (low, high)
+
+
+#: array-api-compat's torch namespace, and the primitives the formulas get
+COMPAT = array_namespace(torch.empty(0))
+OPS = formulas.Ops(
+    COMPAT, log_sigmoid=torch.nn.functional.logsigmoid, sigmoid=torch.sigmoid,
+    minimum=torch.minimum, clamp_min=torch.clamp_min, clamp_max=torch.clamp_max,
+    sum=torch.sum, mean=torch.mean, astype=torch.Tensor.to, result_type=torch.promote_types,
+    extrema=_extrema,
+)
+
+
+class Torch:
+    """PyTorch tensors, on any device (see the module)."""
+
+    torch_wording = True
+    checks_devices = False  # torch raises its own error
+    ops = OPS
+    grad_enabled = staticmethod(torch.is_grad_enabled)
+
+    def __repr__(self) -> str:
+        return "<xbce backend Torch>"
+
+    def loss(self, call: Call) -> Array:
+        if torch.compiler.is_compiling():  # one graph, values never read
+            call = _autocast(call)._replace(lazy=True)
+            _checks.arguments(call, self)
+            x, t, w, p = call.input, call.target, call.weight, call.pos_weight
+            return _Compiled.apply(x, t, w, p, call.loss, call.reduction)  # type: ignore[no-untyped-call]
+        if _any_autocast is None or _any_autocast():
+            call = _autocast(call)
+        x, t, w, p = call.input, call.target, call.weight, call.pos_weight
+        # ``torch.func`` wrappers, meta tensors: values never read
+        lazy = call.lazy or bool(_is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
+        if lazy and not call.lazy:
+            call = call._replace(lazy=True)
+        _checks.arguments(call, self)
+        if lazy or (torch.is_grad_enabled() and (x.requires_grad or t.requires_grad)) or (
+            _private.torch_forward_ad_active()
+        ):
+            cls = (_FUNCTIONS if _transforms_active() else _EAGER_FUNCTIONS)[call.loss.logits]
+            return cls.apply(x, t, w, p, call.loss, call.reduction, lazy)  # type: ignore[no-untyped-call]
+        return _forward(call)
+
+    def gradient(self, call: Call) -> Array:
+        _checks.arguments(call, self)
+        return _gradient(call)
+
+
+def _autocast(call: Call) -> Call:
+    """``torch.autocast``'s policy for both losses: while autocast is on for the input's
+    device, every floating tensor argument but a float64 one is cast to float32 (a
+    differentiable cast: gradients flow back in the argument's dtype), as torch does for
+    the ops of its float32 list (CPU: both losses; CUDA: BCE-with-logits). On CUDA torch
+    refuses ``binary_cross_entropy`` under autocast as unsafe; xbce computes it in
+    float32 there too, which is what torch's message tells users to do by hand."""
+    if not torch.is_autocast_enabled(call.input.device.type):
+        return call
+    x, t, w, p = (
+        a.to(torch.float32) if a is not None and a.is_floating_point() and a.dtype != torch.float64
+        else a
+        for a in (call.input, call.target, call.weight, call.pos_weight)
+    )
+    return call._replace(input=x, target=t, weight=w, pos_weight=p)
+
+
+def _contiguous(a: Array) -> bool:
+    return bool(a.is_contiguous())
+
+
+def _forward(call: Call) -> Array:
+    """The loss of checked tensors, outside autograd: whole tensors, or blocks."""
+    x, t = call.input, call.target
+    if call.lazy or x.numel() < _blocks.BLOCKED_FROM or not x.is_cpu:
+        return formulas.loss(call, OPS)
+    arrays = (x, t, call.weight, call.pos_weight)
+    return _blocks.reduced(call.loss.elementwise, x, arrays, call.loss.dtype(x, t),
+                           call.reduction, OPS, contiguous=_contiguous)
+
+
+def _gradient(call: Call) -> Array:
+    """An explicit gradient (``call.wrt``) of checked tensors: whole tensors, or blocks."""
+    like = call.input if call.wrt == "input" else call.target
+    if like.numel() < _blocks.BLOCKED_FROM or not like.is_cpu:
+        return formulas.gradient(call, OPS)
+    count = formulas.mean_count(call.reduction, like)
+    fn = partial(formulas.elementwise_gradient, call.loss, call.wrt, count)
+    arrays = (call.grad, call.input, call.target, call.weight, call.pos_weight)
+    return _blocks.reduced(fn, like, arrays, like.dtype, formulas.NONE, OPS,
+                           contiguous=_contiguous)
+
+
+# ------------------------------------------------------------ autograd Functions
+def _gradients(ctx: Any, g: Array) -> tuple[Array | None, Array | None]:
+    """The gradients autograd asks for (``None`` for the others): the one gradient
+    chain of ``_formulas``. In blocks for large CPU tensors, unless autograd records
+    the backward itself (``create_graph=True``: grad mode is on inside ``backward``) or
+    the tensors are lazy (``torch.compile``, ``torch.func``)."""
+    x, t, w, p = ctx.saved_tensors
+    plain = not ctx.lazy and not torch.is_grad_enabled()
+    out: list[Array | None] = []
+    for wrt, needed in zip(("input", "target"), ctx.needs_input_grad[:2], strict=True):
+        if not needed:
+            out.append(None)
+        elif plain:
+            out.append(_gradient(Call(ctx.loss, x, t, w, p, ctx.reduction, g, wrt)))
+        else:
+            terms = ctx.loss.grad_terms(wrt, x, t, w, p, formulas.mean_count(ctx.reduction, x),
+                                        OPS, in_place=_in_place(ctx.lazy, wrt))
+            out.append(formulas.apply_backward(g, terms, OPS))
+    return out[0], out[1]
+
+
+def _in_place(lazy: bool, wrt: str) -> bool:
+    """Whether torch's BCE-with-logits backward runs its in-place ops here: not for
+    ``torch.func``/``torch.compile`` tensors (``lazy``), nor, for the input's gradient,
+    while autograd records the backward (grad mode on: ``create_graph=True``, or a
+    forward-mode JVP). They differ only where the dtypes are mixed."""
+    return not lazy and (wrt == "target" or not torch.is_grad_enabled())
+
+
+def _jvp(ctx: Any, xt: Array, tt: Array) -> Array:
+    """torch's forward-mode formula (derivatives.yaml): the elementwise gradient chain
+    applied to each tangent, cast to the loss's dtype, then ``apply_loss_reduction``."""
+    x, t, w, p = ctx.saved_tensors
+    out: Array = 0
+    for wrt, tangent in (("input", xt), ("target", tt)):
+        if tangent is not None:
+            terms = ctx.loss.grad_terms(wrt, x, t, w, p, None, OPS,
+                                        in_place=_in_place(ctx.lazy, wrt))
+            out = out + formulas.apply_backward(tangent, terms, OPS, dtype=t.dtype)
+    return formulas.reduce(out, ctx.reduction, OPS)
+
+
+def _save(ctx: Any, tensors: tuple[Array, ...], loss: Loss, reduction: str, lazy: bool) -> None:
+    ctx.save_for_backward(*tensors)
+    ctx.loss, ctx.reduction, ctx.lazy = loss, reduction, lazy
+
+
+class _Compiled(torch.autograd.Function):
+    """``apply(x, t, w, p, loss, reduction)`` under ``torch.compile``: lazy, no ``jvp``
+    (Dynamo traces no Function that has one)."""
+
+    @staticmethod
+    def forward(x: Array, t: Array, w: Array, p: Array, loss: Loss, reduction: str) -> Array:  # type: ignore[override]
+        return formulas.loss(Call(loss, x, t, w, p, reduction, lazy=True), OPS)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        _save(ctx, inputs[:4], inputs[4], inputs[5], True)
+
+    @staticmethod
+    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
+        return *_gradients(ctx, g), None, None, None, None
+
+
+class _Loss(torch.autograd.Function):
+    """``apply(x, t, w, p, loss, reduction, lazy)``: either loss with torch's gradients
+    and forward-mode formula (the setup-context form, for ``torch.func``)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        x: Array, t: Array, w: Array, p: Array, loss: Loss, reduction: str, lazy: bool
+    ) -> Array:
+        return _forward(Call(loss, x, t, w, p, reduction, lazy=lazy))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        _save(ctx, inputs[:4], inputs[4], inputs[5], inputs[6])
+        ctx.save_for_forward(*inputs[:4])
+
+    @staticmethod
+    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
+        return *_gradients(ctx, g), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, xt: Array, tt: Array, *_: Any) -> Array:  # type: ignore[override]
+        return _jvp(ctx, xt, tt)
+
+
+class BinaryCrossEntropy(_Loss):
+    """:class:`_Loss` for BCE: a loss's ``grad_fn`` reads ``BinaryCrossEntropyBackward``."""
+
+
+class BinaryCrossEntropyWithLogits(_Loss):
+    """:class:`_Loss` for BCE-with-logits (``BinaryCrossEntropyWithLogitsBackward``)."""
+
+
+class _EagerLoss(torch.autograd.Function):
+    """:class:`_Loss` in the old-style form (``forward(ctx, ...)``): ``Function.apply``
+    binds no signature for it (a third of a small call's time otherwise). Not usable
+    under ``torch.func`` transforms, which take :class:`_Loss`."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Array, t: Array, w: Array, p: Array, loss: Loss, reduction: str, lazy: bool
+    ) -> Array:
+        _save(ctx, (x, t, w, p), loss, reduction, lazy)
+        ctx.save_for_forward(x, t, w, p)
+        return _forward(Call(loss, x, t, w, p, reduction, lazy=lazy))
+
+    @staticmethod
+    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
+        return *_gradients(ctx, g), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, xt: Array, tt: Array, *_: Any) -> Array:  # type: ignore[override]
+        return _jvp(ctx, xt, tt)
+
+
+class Eager:
+    """The old-style Functions, under the same class names as the setup-context forms,
+    so that a loss's ``grad_fn`` reads ``BinaryCrossEntropyBackward`` either way."""
+
+    class BinaryCrossEntropy(_EagerLoss):
+        """:class:`_EagerLoss` for BCE."""
+
+    class BinaryCrossEntropyWithLogits(_EagerLoss):
+        """:class:`_EagerLoss` for BCE-with-logits."""
+
+
+#: the Function of each loss (by ``loss.logits``): setup-context forms, old-style forms
+_FUNCTIONS = {False: BinaryCrossEntropy, True: BinaryCrossEntropyWithLogits}
+_EAGER_FUNCTIONS = {False: Eager.BinaryCrossEntropy, True: Eager.BinaryCrossEntropyWithLogits}
