@@ -36,33 +36,19 @@ if TYPE_CHECKING:  # the front ends' types, for type checkers only
     from ._modules import BCELoss, BCEWithLogitsLoss
 
 #: the front ends, by public name: (module, attribute or None for the module itself)
-_FRONT_ENDS = {
-    "BCELoss": ("._modules", "BCELoss"),
-    "BCEWithLogitsLoss": ("._modules", "BCEWithLogitsLoss"),
-    "checkify": ("._checkify", "checkify"),
-    "conventions": (".conventions", None),
-    "explain": ("._explain", "explain"),
-}
+_FRONT_ENDS = {"BCELoss": ("._modules", "BCELoss"),
+               "BCEWithLogitsLoss": ("._modules", "BCEWithLogitsLoss"),
+               "checkify": ("._checkify", "checkify"), "conventions": (".conventions", None),
+               "explain": ("._explain", "explain")}
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BCELoss",
-    "BCEWithLogitsLoss",
-    "DtypeMismatchError",
-    "InvalidValueError",
-    "ShapeMismatchError",
-    "UnsupportedDtypeError",
-    "__version__",
-    "binary_cross_entropy",
-    "binary_cross_entropy_backward",
-    "binary_cross_entropy_target_backward",
-    "binary_cross_entropy_with_logits",
-    "binary_cross_entropy_with_logits_backward",
-    "binary_cross_entropy_with_logits_target_backward",
-    "checkify",
-    "conventions",
-    "explain",
+    "BCELoss", "BCEWithLogitsLoss", "DtypeMismatchError", "InvalidValueError",
+    "ShapeMismatchError", "UnsupportedDtypeError", "__version__", "binary_cross_entropy",
+    "binary_cross_entropy_backward", "binary_cross_entropy_target_backward",
+    "binary_cross_entropy_with_logits", "binary_cross_entropy_with_logits_backward",
+    "binary_cross_entropy_with_logits_target_backward", "checkify", "conventions", "explain",
 ]
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -68,7 +69,7 @@ class ArrayAPI:
     torch_wording = False
     #: whether the checks compare the arrays' devices (torch's message)
     checks_devices = True
-    grad_enabled = None  # no autodiff that records a weight's gradient
+    grad_enabled: Callable[[], bool] | None = None  # no autodiff records a weight's grad
 
     def __init__(self, xp: Namespace) -> None:
         self.ops = formulas.Ops(xp)
@@ -143,7 +144,7 @@ class NumPy(ArrayAPI):
                 out = formulas.gradient(call, self.ops)
         else:
             count = formulas.mean_count(call.reduction, like)
-            fn = partial(formulas.elementwise_gradient, call.loss, call.wrt, count)
+            fn = partial(formulas.elementwise_gradient, call.loss, str(call.wrt), count)
             out = self._blocks(fn, like, (call.grad, *call[1:5]), like.dtype, formulas.NONE)
         return self._np.asarray(out) if isinstance(out, self._np.generic) else out
 

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ._formulas import MEAN, NONE, Ops, is_half, numel
 from ._typing import Array, DType
 
+Quiet = Callable[[], contextlib.AbstractContextManager[object]]
 #: Elements per block: 2**16 float32 values are 256 KiB per temporary (L2-sized).
 BLOCK = 1 << 16
 #: Arrays from this many elements on are worth cutting into blocks.
@@ -86,9 +87,8 @@ def _run(run: Callable[[int], None], count: int, threads: int) -> None:
         run(k)
 
 
-def _slicer(
-    like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[[Array], bool]
-) -> tuple[int, Callable[[int, int], list[Array | None]]]:
+def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[[Array], bool]
+            ) -> tuple[int, Callable[[int, int], list[Array | None]]]:
     """How to cut the arrays into blocks: the flat view when every array has
     ``like``'s shape and is C-contiguous (the common case), else along the leading
     axis."""
@@ -99,26 +99,15 @@ def _slicer(
         return numel(like), lambda i, j: [None if a is None else a[i:j] for a in flat]
 
     def lead(i: int, j: int) -> list[Array | None]:
-        return [
-            a[i:j] if a is not None and a.ndim == len(shape) and a.shape[0] != 1 else a
-            for a in arrays
-        ]
+        return [a[i:j] if a is not None and a.ndim == len(shape) and a.shape[0] != 1 else a
+                for a in arrays]
 
     return shape[0], lead
 
 
-def reduced(
-    fn: Callable[..., Array],
-    like: Array,
-    arrays: tuple[Array | None, ...],
-    dtype: DType,
-    reduction: str,
-    ops: Ops,
-    *,
-    threads: int = 1,
-    contiguous: Callable[[Array], bool],
-    quiet: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
-) -> Array:
+def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, ...],
+            dtype: DType, reduction: str, ops: Ops, *, threads: int = 1,
+            contiguous: Callable[[Array], bool], quiet: Quiet = contextlib.nullcontext) -> Array:
     """``reduce(fn(*arrays, ops), reduction)`` evaluated block by block (``none``: the
     elementwise result, written block by block into one array). ``quiet()`` silences
     the library's warnings of intended values, in each block's thread."""

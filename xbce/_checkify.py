@@ -2,7 +2,7 @@
 
 Under ``jax.jit`` xbce cannot read values, so an invalid BCE input makes the loss NaN.
 :func:`checkify` wraps a function so that the xbce calls *traced* inside it also stage
-``checkify.check``\\ s carrying torch's messages. A flag (``_jax.checks_on``)
+``checkify.check``\\ s carrying torch's messages. A flag (:func:`checks_on`)
 set while the wrapped function is being traced tells xbce to stage them; outside it
 nothing changes, so code that does not use :func:`checkify` compiles exactly as before
 (a ``checkify.check`` staged under a plain ``jit`` would be an error).
@@ -10,8 +10,9 @@ nothing changes, so code that does not use :func:`checkify` compiles exactly as 
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ._requires import missing
@@ -62,7 +63,9 @@ def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[...
         raise missing("xbce.checkify", "jax") from err
     from jax.experimental import checkify as jax_checkify
 
-    from ._jax import checks_on
+    from . import _jax
+
+    _jax.stage_checks = _stage_checks
 
     @functools.wraps(fun)
     def traced_with_checks(*args: Any, **kwargs: Any) -> Any:
@@ -72,3 +75,58 @@ def checkify(fun: Callable[..., Any], errors: Any = frozenset()) -> Callable[...
     return jax_checkify.checkify(  # type: ignore[no-any-return]
         traced_with_checks, errors=jax_checkify.user_checks | errors
     )
+
+
+# ------------------------------------------------------------------ the flag
+#: The flag: a JAX context that is part of JAX's trace context and ``jit`` cache key, so
+#: that a function traced with checks and the same function traced without them are
+#: cached apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
+#: would skip the checks). Created on first use, one per copy of this module (a vendored
+#: copy of xbce next to an installed one has its own).
+_state: Any = None
+
+
+def _flag() -> Any:
+    global _state
+    if _state is None:
+        import jax
+
+        _state = jax.make_user_context(False)  # type: ignore[no-untyped-call]  # JAX >= 0.7.2
+    return _state
+
+
+def checking() -> bool:
+    """Whether xbce calls being traced now should stage value checks (``xbce.checkify``)."""
+    return _state is not None and bool(_flag().value)
+
+
+@contextlib.contextmanager
+def checks_on() -> Iterator[None]:
+    with _flag()(True):
+        yield
+
+
+def _stage_checks(x: Any, y: Any) -> None:
+    """``_jax.stage_checks``: torch's value check, staged while checks are on."""
+    if checking():
+        check_unit_interval(x, y)
+
+
+def check_unit_interval(x: Any, y: Any) -> None:
+    """Stage torch's value check of BCE (under :func:`xbce.checkify` only).
+
+    As in torch's kernel, the first bad element in memory order decides whether the
+    message names the input or the target; exactly one check fails when any does.
+    """
+    import jax.numpy as jnp
+    from jax.experimental import checkify
+
+    n = x.size
+
+    def first_bad(a: Any) -> Any:
+        bad = jnp.ravel(~((a >= 0) & (a <= 1)))
+        return jnp.where(jnp.any(bad), jnp.argmax(bad), n) if n else jnp.asarray(0)
+
+    fx, fy = first_bad(x), first_bad(y)
+    checkify.check((fx == n) | (fx > fy), "all elements of input should be between 0 and 1")
+    checkify.check((fy == n) | (fy >= fx), "all elements of target should be between 0 and 1")

@@ -137,9 +137,8 @@ def not_bool(p: Array, lib: Library) -> None:
         )
 
 
-def _with_known(
-    wshape: tuple[Any, ...], shape: tuple[Any, ...]
-) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _with_known(wshape: tuple[Any, ...], shape: tuple[Any, ...]
+                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Both shapes with each unknown length (lazy arrays: NaN or None) replaced by the
     other shape's length on that axis (1 where neither is known), so that torch's
     broadcasting rules judge only what is known; NumPy checks each block later."""
@@ -155,61 +154,40 @@ def _with_known(
     return tuple(w), tuple(s)
 
 
-def broadcastable(w: Array, shape: tuple[int, ...], lib: Library) -> None:
-    """binary_cross_entropy's Python-side ``torch.broadcast_shapes(target, weight)``:
-    its error comes before every other but the shape's (the growth of the result,
-    which broadcasting alone allows, is checked later: see :func:`arguments`)."""
-    wshape, shape = _with_known(tuple(w.shape), tuple(shape))
-    _, msg = _messages.broadcast_shapes(shape, wshape, lib.torch_wording)
-    if msg is not None:
-        raise ShapeMismatchError(msg)
-
-
-def broadcasts_into(
-    w: Array, shape: tuple[int, ...], name: str, lib: Library, *, into: str = "bce"
-) -> None:
+def broadcasts_into(w: Array, shape: tuple[int, ...], lib: Library, *, into: str) -> None:
     """``w`` must broadcast into ``shape`` (right-aligned); the result never grows.
 
     The message is the one PyTorch raises where it applies ``w`` (shapes as tuples
-    off torch): ``into='bce'``, binary_cross_entropy's ``weight``
-    (``broadcast_shapes`` with the target, then ``loss.mul_(weight)``); ``'result'``,
+    off torch): ``into='shapes'``, binary_cross_entropy's Python-side
+    ``torch.broadcast_shapes(target, weight)``, whose error comes before every other
+    but the shape's (growth is not checked there: broadcasting alone allows it);
+    ``'bce'``, the same, then ``loss.mul_(weight)`` (growth); ``'result'``,
     ``loss.mul_(w)`` (the loss is tensor a); ``'pos_weight'``,
     ``(pos_weight - 1).mul(target)`` (pos_weight is tensor a), then
-    ``log_sigmoid.mul_(...)``. ``name`` is not part of torch's message."""
-    msg = _broadcast_problem(w, shape, lib, into=into)
-    if msg is not None:
-        raise ShapeMismatchError(msg)
-
-
-def _broadcast_problem(
-    w: Array, shape: tuple[int, ...], lib: Library, *, into: str
-) -> str | None:
+    ``log_sigmoid.mul_(...)``."""
     wshape, shape = _with_known(tuple(w.shape), tuple(shape))
-    if into == "bce":
+    if into in ("bce", "shapes"):
         common, msg = _messages.broadcast_shapes(shape, wshape, lib.torch_wording)
-        grown: tuple[int, ...] = tuple(common)
+        grown: tuple[int, ...] = shape if into == "shapes" else tuple(common)
     elif into == "pos_weight":
         grown, msg = _messages.infer_size(wshape, shape)
     else:
         grown, msg = _messages.infer_size(shape, wshape)
     if msg is None and grown != shape:
         msg = _messages.grows(shape, grown)
-    return msg
+    if msg is not None:
+        raise ShapeMismatchError(msg)
 
 
-def castable(
-    w: Array, result: Array, lib: Library, *, dims: bool | None = None
-) -> None:
+def castable(w: Array, result: Array, lib: Library, *, dims: bool | None = None) -> None:
     """``result.mul_(w)`` in place: torch refuses a complex ``w`` (its product cannot be
     cast back to the real ``result``). ``dims``: whether ``w`` as multiplied is
     dimensioned (default: ``w.ndim > 0``)."""
     if lib.ops.isdtype(w.dtype, "complex floating"):
-        product = _messages.complex_product(
-            result.dtype, result.ndim > 0, w.dtype, w.ndim > 0 if dims is None else dims
-        )
-        raise UnsupportedDtypeError(
-            _messages.cannot_cast(product, result.dtype, lib.torch_wording)
-        )
+        dims = w.ndim > 0 if dims is None else dims
+        product = _messages.complex_product(result.dtype, result.ndim > 0, w.dtype, dims)
+        message = _messages.cannot_cast(product, result.dtype, lib.torch_wording)
+        raise UnsupportedDtypeError(message)
 
 
 def pos_weight_castable(p: Array, x: Array, t: Array, lib: Library) -> None:
@@ -222,9 +200,7 @@ def pos_weight_castable(p: Array, x: Array, t: Array, lib: Library) -> None:
         weight = _messages.complex_product(t.dtype, t.ndim > 0, p.dtype, p.ndim > 0)
     else:
         weight = _messages.natural_name(p.dtype)  # (p - 1).mul(integer or bool t)
-    product = _messages.complex_product(
-        x.dtype, x.ndim > 0, weight, p.ndim > 0 or t.ndim > 0
-    )
+    product = _messages.complex_product(x.dtype, x.ndim > 0, weight, p.ndim > 0 or t.ndim > 0)
     raise UnsupportedDtypeError(_messages.cannot_cast(product, x.dtype, lib.torch_wording))
 
 
@@ -286,8 +262,9 @@ def unit_interval(x: Array, y: Array, lib: Library) -> None:
     bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
     first_x = int(xp.argmax(ops.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
     first_y = int(xp.argmax(ops.astype(bad_y, xp.int8))) if bool(xp.any(bad_y)) else None
-    which = "input" if first_y is None or (first_x is not None and first_x <= first_y) else "target"
-    raise InvalidValueError(f"all elements of {which} should be between 0 and 1")
+    x_first = first_y is None or (first_x is not None and first_x <= first_y)
+    raise InvalidValueError(f"all elements of {'input' if x_first else 'target'} should be "
+                            "between 0 and 1")
 
 
 def _devices(call: Call) -> None:
@@ -334,15 +311,15 @@ def arguments(call: Call, lib: Library) -> None:
             _devices(call)
         if pos_weight is not None:
             not_bool(pos_weight, lib)
-            broadcasts_into(pos_weight, shape, "pos_weight", lib, into="pos_weight")
+            broadcasts_into(pos_weight, shape, lib, into="pos_weight")
             pos_weight_castable(pos_weight, x, t, lib)
         logits_target(t, x, lib)
         if weight is not None:
-            broadcasts_into(weight, shape, "weight", lib, into="result")
+            broadcasts_into(weight, shape, lib, into="result")
             castable(weight, t, lib)
     else:
         if weight is not None:
-            broadcastable(weight, shape, lib)
+            broadcasts_into(weight, shape, lib, into="shapes")
         if lib.grad_enabled is not None and lib.grad_enabled():
             refuse_gradients(call)
         if lib.checks_devices:  # TensorIterator: device, then dtype
@@ -353,9 +330,9 @@ def arguments(call: Call, lib: Library) -> None:
         if not call.lazy and call.wrt is None:
             unit_interval(x, t, lib)  # torch's kernel checks the values before ``mul_(weight)``
         if weight is not None:
-            broadcasts_into(weight, shape, "weight", lib, into="bce")
+            broadcasts_into(weight, shape, lib, into="bce")
             # the weight as torch multiplies it: expanded, dimensioned with the input
             castable(weight, x, lib, dims=x.ndim > 0 or weight.ndim > 0)
     if call.grad is not None:
         shape_out = () if call.reduction != NONE else shape
-        broadcasts_into(call.grad, shape_out, "grad_output", lib, into="result")
+        broadcasts_into(call.grad, shape_out, lib, into="result")

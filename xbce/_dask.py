@@ -23,7 +23,7 @@ class Dask:
     """Dask arrays: never read here (see the module)."""
 
     torch_wording = False
-    grad_enabled = None  # no weight's gradient is recorded
+    grad_enabled: Callable[[], bool] | None = None  # no weight's gradient is recorded
     checks_devices = False  # one device
 
     def __init__(self, xp: Namespace) -> None:
@@ -52,7 +52,7 @@ class Dask:
                 "the gradient of reduction='mean' divides by the number of elements, unknown "
                 "for this Dask array: call its compute_chunk_sizes() first"
             )
-        fn = partial(formulas.elementwise_gradient, call.loss, call.wrt, count)
+        fn = partial(formulas.elementwise_gradient, call.loss, str(call.wrt), count)
         return self._map_blocks(fn, like, call, like.dtype,
                                 first=call.grad)
 
@@ -64,7 +64,7 @@ class Dask:
         import numpy as np
         from dask.base import tokenize
 
-        arrays = (call.input, call.target, call.weight, call.pos_weight)
+        arrays: tuple[Array | None, ...] = (call.input, call.target, call.weight, call.pos_weight)
         if first is not None:
             arrays = (first, *arrays)
         blocks = [None if a is None else _dask_operand(a, like) for a in arrays]

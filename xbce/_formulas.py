@@ -29,7 +29,7 @@ import struct
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._typing import Array, Call, DType, Namespace
+from ._typing import Array, Call, DType, Loss, Namespace
 
 NONE, MEAN, SUM = "none", "mean", "sum"
 
@@ -87,29 +87,17 @@ class Ops:
     rounded: Callable[..., Array] | None
     #: ``mean(loss)`` where the library's own mean is torch's ``sum / numel`` bit for bit
     mean: Callable[[Array], Array] | None
-    #: whether reading a 0-d value costs no device synchronisation (the value check)
-    host: bool
     #: ``extrema(a)``: the smallest and largest element (NaN if any is), where the
     #: library computes both in one pass; ``None``: ``min`` and ``max``
     extrema: Callable[[Array], tuple[Array, Array]] | None
-    log: Callable[[Array], Array]
-    log1p: Callable[[Array], Array]
-    minimum: Callable[[Array, Array], Array]
-    #: ``clamp_min(a, float)``/``clamp_max(a, float)``: NaN propagates
-    clamp_min: Callable[[Array, float], Array]
-    clamp_max: Callable[[Array, float], Array]
-    astype: Callable[[Array, DType], Array]
-    result_type: Callable[[DType, DType], DType]
-    isdtype: Callable[[DType, str], bool]
-    sum: Callable[..., Array]
-    min: Callable[[Array], Array]
-    max: Callable[[Array], Array]
 
     def __init__(self, xp: Namespace, **chosen: object) -> None:
         self.xp = xp
         self.rounded = self.mean = self.extrema = None
+        #: whether reading a 0-d value costs no device synchronisation (the value check)
         self.host = False
         self.log, self.log1p, self.minimum = xp.log, xp.log1p, xp.minimum
+        #: ``clamp_min(a, float)``/``clamp_max(a, float)``: NaN propagates
         self.clamp_min, self.clamp_max = xp.maximum, xp.minimum
         self.astype, self.result_type, self.isdtype = xp.astype, xp.result_type, xp.isdtype
         self.sum, self.min, self.max = xp.sum, xp.min, xp.max
@@ -302,7 +290,7 @@ def apply_tangent(tangent: Array, terms: GradTerms, ops: Ops) -> Array:
     return t * terms.coef
 
 
-def elementwise_gradient(loss: _Loss, wrt: str, count: int | None, g: Array, x: Array,
+def elementwise_gradient(loss: Loss, wrt: str, count: int | None, g: Array, x: Array,
                          t: Array, w: Array | None, p: Array | None, ops: Ops) -> Array:
     """The gradient of ``loss`` with respect to ``wrt`` applied to ``g``: the explicit
     backward (``count``: ``mean``'s divisor, the whole array's element count, also
@@ -350,10 +338,6 @@ class _Loss:
     def __reduce__(self) -> str:
         """Pickled by name (Dask sends the call's loss to its workers)."""
         return "BCE_WITH_LOGITS" if self.logits else "BCE"
-
-    def grad_terms(self, wrt: str, x: Array, t: Array, w: Array | None, p: Array | None,
-                   count: int | None, ops: Ops, *, in_place: bool = True) -> GradTerms:
-        raise NotImplementedError
 
 
 class _BCE(_Loss):

@@ -29,12 +29,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 # ------------------------------------------------------------------------- forward
 def binary_cross_entropy(
-    input: Array,
-    target: Array,
-    weight: Array | float | None = None,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
+    input: Array, target: Array, weight: Array | float | None = None,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
 ) -> Array:
     r"""Binary cross-entropy between probabilities and targets, exactly as PyTorch.
 
@@ -145,12 +141,8 @@ def binary_cross_entropy(
 
 
 def binary_cross_entropy_with_logits(
-    input: Array,
-    target: Array,
-    weight: Array | float | None = None,
-    size_average: bool | None = None,
-    reduce: bool | None = None,
-    reduction: str = "mean",
+    input: Array, target: Array, weight: Array | float | None = None,
+    size_average: bool | None = None, reduce: bool | None = None, reduction: str = "mean",
     pos_weight: Array | float | None = None,
 ) -> Array:
     r"""Binary cross-entropy on logits, exactly as PyTorch (sigmoid fused in).
@@ -231,16 +223,14 @@ def binary_cross_entropy_with_logits(
         reduction = _legacy.reduction(size_average, reduce, reduction)
     if reduction not in _REDUCTIONS:
         reduction = _reduction(reduction)  # torch's error, before anything else
-    backend, call = _backends.of(Call(BCE_WITH_LOGITS, input, target, weight, pos_weight, reduction))
+    call = Call(BCE_WITH_LOGITS, input, target, weight, pos_weight, reduction)
+    backend, call = _backends.of(call)
     return backend.loss(call)
 
 
 # ------------------------------------------------------------------------ backward
 def binary_cross_entropy_backward(
-    grad_output: Array,
-    input: Array,
-    target: Array,
-    weight: Array | None = None,
+    grad_output: Array, input: Array, target: Array, weight: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
     r"""Gradient of :func:`binary_cross_entropy` w.r.t. ``input``, as PyTorch computes it.
@@ -275,10 +265,7 @@ def binary_cross_entropy_backward(
 
 
 def binary_cross_entropy_target_backward(
-    grad_output: Array,
-    input: Array,
-    target: Array,
-    weight: Array | None = None,
+    grad_output: Array, input: Array, target: Array, weight: Array | None = None,
     reduction: str = "mean",
 ) -> Array:
     r"""Gradient of :func:`binary_cross_entropy` w.r.t. ``target``, as PyTorch.
@@ -299,12 +286,8 @@ def binary_cross_entropy_target_backward(
 
 
 def binary_cross_entropy_with_logits_backward(
-    grad_output: Array,
-    input: Array,
-    target: Array,
-    weight: Array | None = None,
-    reduction: str = "mean",
-    pos_weight: Array | None = None,
+    grad_output: Array, input: Array, target: Array, weight: Array | None = None,
+    reduction: str = "mean", pos_weight: Array | None = None,
 ) -> Array:
     r"""Gradient of :func:`binary_cross_entropy_with_logits` w.r.t. ``input``, as PyTorch.
 
@@ -322,16 +305,13 @@ def binary_cross_entropy_with_logits_backward(
     array
         Shape and dtype of ``input``.
     """
-    return _gradient(BCE_WITH_LOGITS, "input", grad_output, input, target, weight, pos_weight, reduction)
+    return _gradient(BCE_WITH_LOGITS, "input", grad_output, input, target, weight, pos_weight,
+                     reduction)
 
 
 def binary_cross_entropy_with_logits_target_backward(
-    grad_output: Array,
-    input: Array,
-    target: Array,
-    weight: Array | None = None,
-    reduction: str = "mean",
-    pos_weight: Array | None = None,
+    grad_output: Array, input: Array, target: Array, weight: Array | None = None,
+    reduction: str = "mean", pos_weight: Array | None = None,
 ) -> Array:
     r"""Gradient of :func:`binary_cross_entropy_with_logits` w.r.t. ``target``, as PyTorch.
 
@@ -345,4 +325,5 @@ def binary_cross_entropy_with_logits_target_backward(
     array
         Shape and dtype of ``target``.
     """
-    return _gradient(BCE_WITH_LOGITS, "target", grad_output, input, target, weight, pos_weight, reduction)
+    return _gradient(BCE_WITH_LOGITS, "target", grad_output, input, target, weight, pos_weight,
+                     reduction)

@@ -40,8 +40,7 @@ forward-mode formula), and composes with ``jit`` and ``vmap``. The explicit
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -133,31 +132,10 @@ OPS = formulas.Ops(jnp, rounded=_rounded, log1p=_log1p, sum=_sum, div_numel=_div
                    log_sigmoid=formulas.Ops(jnp).log_sigmoid)
 
 
-# ------------------------------------------------- the checkify flag (xbce.checkify)
-#: The flag: a JAX context that is part of JAX's trace context and ``jit`` cache key, so
-#: that a function traced with checks and the same function traced without them are
-#: cached apart (a trace with checks reused by a plain ``jit`` would fail, and the reverse
-#: would skip the checks). Created on first use, one per copy of this module (a vendored
-#: copy of xbce next to an installed one has its own).
-_state: Any = None
-
-
-def _flag() -> Any:
-    global _state
-    if _state is None:
-        _state = jax.make_user_context(False)  # type: ignore[no-untyped-call]  # JAX >= 0.7.2
-    return _state
-
-
-def checking() -> bool:
-    """Whether xbce calls being traced now should stage value checks (``xbce.checkify``)."""
-    return _state is not None and bool(_flag().value)
-
-
-@contextlib.contextmanager
-def checks_on() -> Iterator[None]:
-    with _flag()(True):
-        yield
+#: set by :func:`xbce.checkify` (a front end, ``_checkify``) when first used:
+#: ``stage_checks(x, y)`` stages torch's value check of BCE while a checkified function
+#: is being traced (the arrays are lazy there)
+stage_checks: Callable[[Array, Array], None] | None = None
 
 
 # -------------------------------------------------------------------- the loss
@@ -165,7 +143,7 @@ class Jax:
     """JAX arrays: tracers (and concrete arrays inside a trace) are never read."""
 
     torch_wording = False
-    grad_enabled = None  # no weight's gradient is recorded
+    grad_enabled: Callable[[], bool] | None = None  # no weight's gradient is recorded
     checks_devices = False  # JAX moves uncommitted arrays itself
     ops = OPS
 
@@ -181,8 +159,8 @@ class Jax:
         if lazy:
             call = call._replace(lazy=True)
         _checks.arguments(call, self)
-        if lazy and not call.loss.logits and checking():
-            check_unit_interval(x, t)
+        if lazy and not call.loss.logits and stage_checks is not None:
+            stage_checks(x, t)
         exact = _jit_is_exact(x.dtype) and _jit_is_exact(t.dtype)
         fn = _loss_jit if not lazy and exact else _loss
         return fn(call.loss, call.reduction, lazy, x, t, call.weight, call.pos_weight)
@@ -249,22 +227,3 @@ def _jit_is_exact(dtype: Any) -> bool:
     product rounded (:func:`_rounded`), so the fused computation gives the op-by-op bits.
     """
     return not formulas.is_half(dtype)
-
-
-def check_unit_interval(x: Any, y: Any) -> None:
-    """Stage torch's value check of BCE (under :func:`xbce.checkify` only).
-
-    As in torch's kernel, the first bad element in memory order decides whether the
-    message names the input or the target; exactly one check fails when any does.
-    """
-    from jax.experimental import checkify
-
-    n = x.size
-
-    def first_bad(a: Any) -> Any:
-        bad = jnp.ravel(~((a >= 0) & (a <= 1)))
-        return jnp.where(jnp.any(bad), jnp.argmax(bad), n) if n else jnp.asarray(0)
-
-    fx, fy = first_bad(x), first_bad(y)
-    checkify.check((fx == n) | (fx > fy), "all elements of input should be between 0 and 1")
-    checkify.check((fy == n) | (fy >= fx), "all elements of target should be between 0 and 1")

@@ -36,7 +36,7 @@ import torch
 from . import _blocks, _checks, _private
 from . import _formulas as formulas
 from ._compat import array_namespace
-from ._typing import Array, Call, DType, Loss
+from ._typing import Array, Call, Loss
 
 #: torch's private tests (``_private``: guarded, with fallbacks): a ``torch.func``
 #: wrapper, an active transform, and whether autocast is on for any device
@@ -133,7 +133,7 @@ def _gradient(call: Call) -> Array:
     if like.numel() < _blocks.BLOCKED_FROM or not like.is_cpu:
         return formulas.gradient(call, OPS)
     count = formulas.mean_count(call.reduction, like)
-    fn = partial(formulas.elementwise_gradient, call.loss, call.wrt, count)
+    fn = partial(formulas.elementwise_gradient, call.loss, str(call.wrt), count)
     arrays = (call.grad, call.input, call.target, call.weight, call.pos_weight)
     return _blocks.reduced(fn, like, arrays, like.dtype, formulas.NONE, OPS,
                            contiguous=_contiguous)

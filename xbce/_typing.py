@@ -74,6 +74,8 @@ class Library(Protocol):
     #: whether the checks compare devices (torch raises its own error; NumPy, Dask and
     #: JAX have their own rules)
     checks_devices: bool
-    #: whether the library records gradients now (torch's ``is_grad_enabled``: torch
-    #: refuses a weight that requires grad); ``None``: it never records them
-    grad_enabled: Callable[[], bool] | None
+
+    @property
+    def grad_enabled(self) -> Callable[[], bool] | None:
+        """Whether the library records gradients now (torch's ``is_grad_enabled``: torch
+        refuses a weight that requires grad); ``None``: it never records them."""

@@ -115,10 +115,10 @@ import sys
 from typing import Any, NamedTuple
 
 from . import _backends, _checks, _private
-from ._formulas import BCE
-from ._typing import Call
 from ._compat import array_namespace, device
+from ._formulas import BCE
 from ._functional import binary_cross_entropy, binary_cross_entropy_with_logits
+from ._typing import Call
 
 __all__ = ["RunningBCE", "State", "init", "merge", "result", "update"]
 
