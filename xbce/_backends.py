@@ -239,9 +239,6 @@ def of(call: Call) -> tuple[Backend, Call]:
     return backend, call
 
 
-Arguments = tuple[Array, Array, Array | None, Array | None, Array | None]
-
-
 # ------------------------------------------------------ arguments of one library
 def library(xp: Any) -> str:
     """A namespace's library in plain words: ``torch``, ``jax``, ``numpy``, ``dask``..."""
@@ -257,15 +254,9 @@ _LIBRARIES = (("numpy", is_numpy_namespace), ("torch", is_torch_namespace),
               ("jax", is_jax_namespace), ("dask", is_dask_namespace))
 
 
-def one_library(
-    input: Array,
-    target: Array,
-    weight: Array | None = None,
-    pos_weight: Array | None = None,
-    grad_output: Array | None = None,
-) -> Arguments:
-    """The five arguments in one library: NumPy arrays and Python scalars join the
-    other one.
+def one_library(*args: Array) -> tuple[Array, ...]:
+    """The arguments (input, target, weight, pos_weight, grad_output) in one library:
+    NumPy arrays and Python scalars join the other one.
 
     As ``jax.numpy`` functions accept NumPy arrays, xbce accepts NumPy arrays and
     Python scalars (``pos_weight=2.0``) next to one other library's arrays and converts
@@ -278,51 +269,39 @@ def one_library(
     different libraries other than NumPy (say torch and JAX) are a ``TypeError`` naming
     both. Anything that is neither an array nor a Python scalar is returned as it is
     (the argument checks reject it afterwards)."""
-    named = {"input": input, "target": target, "weight": weight, "pos_weight": pos_weight,
-             "grad_output": grad_output}
-    spaces: dict[str, Any] = {}
-    owners: dict[str, list[str]] = {}
-    first: dict[str, Array] = {}
-    for name, a in named.items():
+    found: dict[str, tuple[Namespace, Array, list[int]]] = {}  # library: xp, first, indices
+    for i, a in enumerate(args):
         if a is None or not _checks.is_array(a):  # Python scalars have no dtype
             continue
         try:
             xp = array_namespace(a)
         except TypeError:
             continue  # not an array library array-api-compat knows: the checks say so
-        lib = library(xp)
-        spaces.setdefault(lib, xp)
-        owners.setdefault(lib, []).append(name)
-        first.setdefault(lib, a)
-    others = [lib for lib, xp in spaces.items() if not is_numpy_namespace(xp)]
+        found.setdefault(library(xp), (xp, a, []))[2].append(i)
+    others = [lib for lib, (xp, _, _) in found.items() if not is_numpy_namespace(xp)]
     if len(others) > 1:
-        described = " and ".join(f"{lib} ({', '.join(owners[lib])})" for lib in others)
+        described = " and ".join(
+            f"{lib} ({', '.join(_NAMES[i] for i in found[lib][2])})" for lib in others)
         raise TypeError(
             f"arrays from different libraries: {described}. Pass arrays of one library "
             "(NumPy arrays and Python scalars are converted to the other library)"
         )
-    if others:
-        lib = others[0]
-    elif spaces:
-        lib = next(iter(spaces))  # NumPy (with Python scalars)
-    else:
-        return input, target, weight, pos_weight, grad_output
-    xp, like = spaces[lib], first[lib]
-    where = device(like)
-    if lib != "numpy":
-        for name in owners.get("numpy", ()):
-            named[name] = _joined(xp, named[name], where)
-    floating = [
-        a.dtype
-        for a in (named["target"], named["input"])
-        if _checks.is_array(a) and _floating(a, xp)
-    ]
-    scalar_dtype = floating[0] if floating else None
-    for name, a in named.items():
-        if _python_scalar(a) and name != "input":
-            named[name] = xp.asarray(float(a), dtype=scalar_dtype, device=where)
-    return (named["input"], named["target"], named["weight"], named["pos_weight"],
-            named["grad_output"])
+    if not found:
+        return args
+    xp, like, _ = found[others[0] if others else next(iter(found))]
+    where, out = device(like), list[Array](args)
+    for i in found["numpy"][2] if others and "numpy" in found else ():
+        out[i] = _joined(xp, out[i], where)
+    floating = [a.dtype for a in (out[1], out[0]) if _checks.is_array(a) and _floating(a, xp)]
+    for i in range(1, len(out)):  # a Python scalar input stays: the checks refuse it
+        if _python_scalar(out[i]):
+            dtype = floating[0] if floating else None
+            out[i] = xp.asarray(float(out[i]), dtype=dtype, device=where)
+    return tuple(out)
+
+
+#: the arguments' names, in the order :func:`one_library` takes them
+_NAMES = ("input", "target", "weight", "pos_weight", "grad_output")
 
 
 def _joined(xp: Any, a: Array, where: Any) -> Array:
