@@ -42,6 +42,21 @@ METHOD = """\
   `jax.vjp` (value and gradient) vs the formula plus its analytic gradient under `jit`.
   Every result is `block_until_ready()`-ed. A sanity check compares every competitor's
   result with `F`'s (where warmed up) and prints a warning on disagreement.
+* **Per call (one torch thread).** After the other timings, with
+  `torch.set_num_threads(1)` (restored afterwards), float32, `mean`, timed the same way
+  with 15-41 rounds and a 3 s budget per case (`--quick`: 9-21, 1.5 s); `--per-call`
+  runs only these and the 1e3 forward cases. At B = 64 and 1024: `F`, `xbce` and the
+  *bare floor*, a hand-written `torch.autograd.Function` with no checks whose forward
+  is torch's formula (`(y-1)*log1p(-x).clamp_min(-100) - y*log(x).clamp_min(-100)`;
+  logits: `(1-y)*x - logsigmoid(x)`; then `.mean()`) and whose backward is torch's
+  input derivative (`grad*(x-y)/((1-x)*x).clamp_min(1e-12)/numel`; logits:
+  `(sigmoid(x)-y)*grad/numel`); forward on plain tensors, fwd+bwd with only the input
+  requiring grad (**x base** is the ratio to the bare floor). MLP step (mode `step`,
+  B = 64): a 64-256-256-1 MLP (Linear-ReLU-Linear-ReLU-Linear), SGD with lr 0.01, one
+  fixed batch; a step is `zero_grad`, forward, loss, `backward`, `step`, with the loss
+  `binary_cross_entropy_with_logits(logits, y)` (logits) or
+  `binary_cross_entropy(sigmoid(logits), y)` (probs) of `F` or xbce, each on its own
+  copy of one initial model.
 * **Data.** Probabilities uniform in [0.001, 0.999), targets 0/1, logits 3*N(0,1); 1-D
   contiguous arrays; torch tensors share NumPy's memory (`torch.from_numpy`).
 * **Memory.** Float32, fresh child process per measurement (`_memory.py`): imports, a
@@ -215,6 +230,7 @@ def _markdown(
     records: list[dict[str, Any]],
     memory: list[dict[str, Any]],
     targets: list[dict[str, Any]],
+    per_call: list[dict[str, Any]],
 ) -> str:
     m, v = meta["machine"], meta["versions"]
     la = m.get("loadavg_start")
@@ -266,6 +282,16 @@ def _markdown(
             "*RSS extra* is the RSS measurement for both.",
             "",
             memory_table(memory),
+            "",
+        ]
+    if per_call:
+        lines += [
+            "### Per call, one torch thread (float32, mean)",
+            "",
+            "*x base* is the ratio to the bare `autograd.Function` floor (mode `step`: to "
+            "the MLP step with `F`'s loss).",
+            "",
+            timing_table(per_call),
             "",
         ]
     lines += [
@@ -346,12 +372,14 @@ def write_all(
     records: list[dict[str, Any]],
     memory: list[dict[str, Any]],
     targets: list[dict[str, Any]],
+    per_call: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    per_call = per_call or []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     md = out / "cpu.md"
-    md.write_text(_markdown(meta, records, memory, targets) + "\n")
+    md.write_text(_markdown(meta, records, memory, targets, per_call) + "\n")
     files["markdown"] = md
     js = out / "cpu.json"
 
@@ -366,7 +394,15 @@ def write_all(
 
     js.write_text(
         json.dumps(
-            clean({"meta": meta, "targets": targets, "memory": memory, "timings": records}),
+            clean(
+                {
+                    "meta": meta,
+                    "targets": targets,
+                    "memory": memory,
+                    "timings": records,
+                    "per_call": per_call,
+                }
+            ),
             indent=1,
         )
         + "\n"
@@ -380,6 +416,7 @@ def write_all(
             "All timings (median ms per call; x F: ratio to torch.nn.functional; x base: ratio "
             "to the same backend's baseline):",
             timing_table(records),
+            *(["Per call, one torch thread:", timing_table(per_call)] if per_call else []),
             *(["Peak extra memory per call:", memory_table(memory)] if memory else []),
             "Targets:",
             targets_table(targets),

@@ -5,13 +5,17 @@ Usage (from the repository root)::
     python tests/benchmarks/run.py                 # full run, ~10 min on 2 cores
     python tests/benchmarks/run.py --quick         # sizes 1e3, 1e5, 1e6
     python tests/benchmarks/run.py --sizes 1e3 1e7 --dtypes float32 --out /tmp/b
+    python tests/benchmarks/run.py --per-call      # per-call targets only, ~1 min
 
 Everything runs in one process, interleaved: for each case (family, n, dtype,
 reduction, mode) every competitor is timed once per round, round-robin, and medians
 over rounds are reported with ratios against PyTorch's ``torch.nn.functional``
 (``x F``) and against the same backend's hand-written baseline (``x base``).
 Peak extra memory per call is measured afterwards in fresh child processes
-(``_memory.py``). Results go to ``OUT/cpu.md``, ``OUT/cpu.json`` and ``OUT/cpu.png``.
+(``_memory.py``). Per-call cases on torch with one thread (xbce against a bare
+``autograd.Function`` floor at B = 64 and 1024, and an MLP training step; see
+``_per_call.py``) run after the other timings. Results go to ``OUT/cpu.md``,
+``OUT/cpu.json`` and ``OUT/cpu.png``.
 
 This directory is not collected by pytest (no ``test_*`` files).
 """
@@ -36,7 +40,18 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
-from _competitors import DTYPES, FAMILIES, MODES, REDUCTIONS, Data, Libs, agree, build  # noqa: E402
+import _per_call  # noqa: E402
+from _competitors import (  # noqa: E402
+    DTYPES,
+    FAMILIES,
+    MODES,
+    REDUCTIONS,
+    Competitor,
+    Data,
+    Libs,
+    agree,
+    build,
+)
 from _data import make_numpy  # noqa: E402
 from _report import fmt_n, write_all  # noqa: E402
 from _timing import paired_ratio, time_case  # noqa: E402
@@ -49,6 +64,8 @@ MIB = 1 << 20
 FLOAT64_MAX_N = 10**7
 #: a case stops after 2 rounds if it would otherwise take longer than this (seconds)
 CASE_CAP_S = 45.0
+#: --per-call: the other cases it times (NumPy and torch at 1e3: T10-T13, T37, T38)
+PER_CALL_OTHER_SIZES = (1_000,)
 
 F_NAME = {"probs": "F.binary_cross_entropy", "logits": "F.binary_cross_entropy_with_logits"}
 
@@ -299,6 +316,11 @@ def _plan(n: int, dtype: str, quick: bool) -> tuple[int, int, float]:
     return (3, 5, 8.0) if dtype == "float32" else (3, 3, 0.0)
 
 
+def _per_call_plan(quick: bool) -> tuple[int, int, float]:
+    """``_plan`` for the one-thread per-call cases: more rounds (their limits are tight)."""
+    return (9, 21, 1.5) if quick else (15, 41, 3.0)
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -377,13 +399,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="elements for the memory measurement (default 3e7; --quick: the largest size)",
     )
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    per_call = ap.add_mutually_exclusive_group()
+    per_call.add_argument(
+        "--per-call",
+        action="store_true",
+        help="only the per-call targets: the one-thread torch cases (bare floor, MLP step) "
+        "and float32 mean forward at 1e3 (NumPy vs its formula); no memory (about 1 min)",
+    )
+    per_call.add_argument(
+        "--no-per-call", action="store_true", help="skip the one-thread torch per-call cases"
+    )
     ap.add_argument(
         "--out",
         type=Path,
-        default=ROOT / "docs" / "benchmarks",
-        help="output folder (default: docs/benchmarks)",
+        help="output folder (default: docs/benchmarks; --per-call: build/benchmarks)",
     )
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / ("build" if args.per_call else "docs") / "benchmarks"
+    if args.per_call:
+        args.sizes = args.sizes or list(PER_CALL_OTHER_SIZES)
+        args.dtypes, args.modes, args.reductions = ["float32"], ["fwd"], ["mean"]
+        args.no_memory = True
+    return args
 
 
 # --------------------------------------------------------------------------- timing
@@ -399,25 +437,55 @@ def run_timings(args: argparse.Namespace, libs: Libs, sizes: list[int]) -> list[
                 for mode in args.modes:
                     for reduction in args.reductions:
                         records += _one_case(
-                            args, libs, data, family, n, dtype, reduction, mode, t_start
+                            args,
+                            build(libs, data, family, reduction, mode),
+                            (family, n, dtype, reduction, mode),
+                            _plan(n, dtype, args.quick),
+                            t_start,
                         )
             del data
     return records
 
 
+def run_per_call(args: argparse.Namespace, libs: Libs) -> list[dict[str, Any]]:
+    """The one-thread torch cases of ``_per_call.py`` (float32, mean); torch's thread
+    count is restored afterwards."""
+    torch = libs.torch
+    if torch is None:
+        return []
+    records: list[dict[str, Any]] = []
+    plan = _per_call_plan(args.quick)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    print("per call: torch CPU, 1 thread, float32, mean", flush=True)
+    t_start = time.perf_counter()
+    try:
+        for n in _per_call.SIZES:
+            data = Data(libs, make_numpy(n, "float32"))
+            for mode in ("fwdbwd", "fwd"):
+                for family in args.families:
+                    comps = _per_call.build_floor_case(data, family, mode)
+                    case = (family, n, "float32", "mean", mode)
+                    records += _one_case(args, comps, case, plan, t_start)
+        for family in args.families:
+            comps = _per_call.build_mlp_step(libs, family)
+            case = (family, _per_call.MLP_BATCH, "float32", "mean", "step")
+            records += _one_case(args, comps, case, plan, t_start)
+    finally:
+        torch.set_num_threads(threads)
+    return records
+
+
 def _one_case(
     args: argparse.Namespace,
-    libs: Libs,
-    data: Data,
-    family: str,
-    n: int,
-    dtype: str,
-    reduction: str,
-    mode: str,
+    comps: list[Competitor],
+    case: tuple[str, int, str, str, str],
+    plan: tuple[int, int, float],
     t_start: float,
 ) -> list[dict[str, Any]]:
-    comps = build(libs, data, family, reduction, mode)
-    lo, hi, budget = _plan(n, dtype, args.quick)
+    """Times one case's competitors (interleaved) and returns one record each."""
+    family, n, dtype, reduction, mode = case
+    lo, hi, budget = plan
     if args.repeats:
         lo = hi = args.repeats
     timed = time_case(
@@ -531,9 +599,9 @@ def _nearest(available: list[int], want: int) -> int | None:
     return min(available, key=lambda m: (abs(math.log(m / want)), -m))
 
 
-def evaluate_targets(
-    records: list[dict[str, Any]], memory: list[dict[str, Any]], sizes: list[int]
-) -> list[dict[str, Any]]:
+def _index(records: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Records by (family, n, dtype, reduction, mode, "backend:competitor"); also
+    "torch:ref" (the case's reference) and "BACKEND:base" (the backend's baseline)."""
     index: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in records:
         case = (r["family"], r["n"], r["dtype"], r["reduction"], r["mode"])
@@ -542,6 +610,16 @@ def evaluate_targets(
             index[(*case, "torch:ref")] = r
         if r["role"] in ("ref", "base"):
             index[(*case, f"{r['backend']}:base")] = r
+    return index
+
+
+def evaluate_targets(
+    records: list[dict[str, Any]],
+    memory: list[dict[str, Any]],
+    sizes: list[int],
+    per_call: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    index = _index(records)
     out = [_time_target(index, sizes, *t) for t in TIME_TARGETS]
     k = len(TIME_TARGETS)
     for backend in ("numpy", "torch"):
@@ -585,6 +663,16 @@ def evaluate_targets(
     for t in CALL_TARGETS:
         k += 1
         out.append(_time_target(index, sizes, f"T{k}", *t))
+    # the one-thread per-call cases: their own records, timed at exactly these sizes
+    index = _index(per_call)
+    for t in _per_call.TARGETS:
+        k += 1
+        row = _time_target(index, [t[2]], f"T{k}", *t)
+        if t[4] == "step" and row["value"] is not None:
+            met = "met" if row["value"] <= _per_call.MLP_STRETCH else "not met"
+            row["stretch"] = _per_call.MLP_STRETCH
+            row["detail"] += f"; stretch <= {_per_call.MLP_STRETCH:g} {met}"
+        out.append(row)
     return out
 
 
@@ -661,12 +749,15 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     records = run_timings(args, libs, sizes)
+    per_call = [] if args.no_per_call else run_per_call(args, libs)
     t_timing = time.perf_counter() - t0
     memory: list[dict[str, Any]] = []
     if not args.no_memory:
         print(f"memory: float32, n={fmt_n(mem_n)}, one child process per measurement", flush=True)
         memory = run_memory(args, mem_n)
-    targets = evaluate_targets(records, memory, sizes)
+    targets = evaluate_targets(records, memory, sizes, per_call)
+    if args.per_call:  # the rest would be "not measured" or measured at another size
+        targets = [t for t in targets if t["status"] in ("PASS", "FAIL")]
     with contextlib.suppress(OSError):
         info["loadavg_end"] = os.getloadavg()
     meta = {
@@ -675,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": libs.versions(),
         "xbce_git": git_revision(),
         "torch_threads": args.threads,
+        "per_call_torch_threads": 1 if per_call else None,
         "argv": sys.argv[1:] if argv is None else argv,
         "sizes": sizes,
         "dtypes": args.dtypes,
@@ -683,7 +775,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - t0, 1),
         "skipped": libs.missing,
     }
-    paths = write_all(args.out, meta, records, memory, targets)
+    paths = write_all(args.out, meta, records, memory, targets, per_call)
     print()
     print(paths["tables"])
     print(f"total {meta['total_seconds']:.0f} s")
