@@ -113,12 +113,12 @@ def numpy(session: nox.Session) -> None:
     makes a missing nox an error there instead of a skip)."""
     session.install(".", *TEST_DEPS, "nox")
     _run_tests(session, "numpy", {"XBCE_REQUIRE_NOX": "1"})
-    # the docstring examples use NumPy; the JAX adapter module needs jax to be imported
+    # the docstring examples use NumPy; the JAX backend module (_jax.py) needs jax to be imported
     session.run(
         "pytest",
         "--doctest-modules",
         "xbce",
-        "--ignore=xbce/_jax_adapter.py",
+        "--ignore=xbce/_jax.py",
         "--ignore=xbce/keras.py",  # needs Keras: tests/test_keras.py (nox -s conventions)
         env={"XBCE_BACKENDS": "numpy"},
     )
