@@ -158,7 +158,10 @@ def distributed(session: nox.Session) -> None:
     four CPU devices run under jit, shard_map and grad (tests/test_scale_out.py). The
     running BCE's states merge across them, and across two torch.distributed (gloo)
     processes (tests/test_running_distributed.py)."""
-    session.install(".", *TEST_DEPS, "dask[array]", "distributed", "jax")
+    # distributed pins the dask it needs (``dask==`` its own version); unbounded, pip
+    # backtracked to distributed 2021.4.1 beside dask 2026.11.0 (released before
+    # distributed 2026.11: measured 2026-12-06), which fails to import
+    session.install(".", *TEST_DEPS, "dask[array]", "distributed>=2024.8", "jax")
     session.run("pytest", "tests/test_scale_out.py", "tests/test_running_distributed.py",
                 *session.posargs,
                 env={"XBCE_BACKENDS": "dask,jax,torch", **FOUR_CPU_DEVICES})
