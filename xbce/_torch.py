@@ -182,14 +182,13 @@ def _jvp(ctx: Any, xt: Array, tt: Array) -> Array:
 
 
 def _save(ctx: Any, tensors: tuple[Array, ...], loss: Loss, reduction: str, lazy: bool) -> None:
-    """Saves the tensors given (``None`` is not saved: a saved ``None`` costs as much as
-    the rest of a small backward, measured at B = 64)."""
+    """Saves the tensors given (absent ones as ``None`` in ``_saved``)."""
     ctx.given = tuple(a is not None for a in tensors)
     ctx.save_for_backward(*(a for a in tensors if a is not None))
     ctx.loss, ctx.reduction, ctx.lazy = loss, reduction, lazy
 
 
-def _saved(ctx: Any) -> list[Array | None]:
+def _saved(ctx: Any) -> list[Array]:
     saved = iter(ctx.saved_tensors)
     return [next(saved) if given else None for given in ctx.given]
 
@@ -211,9 +210,21 @@ class _Compiled(torch.autograd.Function):
         return *_gradients(ctx, g), None, None, None, None
 
 
-class _Loss(torch.autograd.Function):
-    """``apply(x, t, w, p, loss, reduction, lazy)``: either loss with torch's gradients
-    and forward-mode formula (the setup-context form, for ``torch.func``)."""
+class _Gradients(torch.autograd.Function):
+    """The backward and JVP of the Functions ``apply(x, t, w, p, loss, reduction,
+    lazy)``: torch's gradients and forward-mode formula."""
+
+    @staticmethod
+    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
+        return *_gradients(ctx, g), None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, xt: Array, tt: Array, *_: Any) -> Array:  # type: ignore[override]
+        return _jvp(ctx, xt, tt)
+
+
+class _Loss(_Gradients):
+    """Either loss, in the setup-context form (for ``torch.func``, which requires it)."""
 
     generate_vmap_rule = True
 
@@ -228,14 +239,6 @@ class _Loss(torch.autograd.Function):
         _save(ctx, inputs[:4], inputs[4], inputs[5], inputs[6])
         ctx.save_for_forward(*inputs[:4])
 
-    @staticmethod
-    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
-        return *_gradients(ctx, g), None, None, None, None, None
-
-    @staticmethod
-    def jvp(ctx: Any, xt: Array, tt: Array, *_: Any) -> Array:  # type: ignore[override]
-        return _jvp(ctx, xt, tt)
-
 
 class BinaryCrossEntropy(_Loss):
     """:class:`_Loss` for BCE: a loss's ``grad_fn`` reads ``BinaryCrossEntropyBackward``."""
@@ -245,7 +248,7 @@ class BinaryCrossEntropyWithLogits(_Loss):
     """:class:`_Loss` for BCE-with-logits (``BinaryCrossEntropyWithLogitsBackward``)."""
 
 
-class _EagerLoss(torch.autograd.Function):
+class _EagerLoss(_Gradients):
     """:class:`_Loss` in the old-style form (``forward(ctx, ...)``): ``Function.apply``
     binds no signature for it (a third of a small call's time otherwise). Not usable
     under ``torch.func`` transforms, which take :class:`_Loss`."""
@@ -258,14 +261,6 @@ class _EagerLoss(torch.autograd.Function):
         if _private.torch_forward_ad_active():  # only a JVP reads them (costly otherwise)
             ctx.save_for_forward(x, t, w, p)
         return _forward(Call(loss, x, t, w, p, reduction, lazy=lazy))
-
-    @staticmethod
-    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
-        return *_gradients(ctx, g), None, None, None, None, None
-
-    @staticmethod
-    def jvp(ctx: Any, xt: Array, tt: Array, *_: Any) -> Array:  # type: ignore[override]
-        return _jvp(ctx, xt, tt)
 
 
 class Eager:
