@@ -97,7 +97,7 @@ def same_shape(x: Array, y: Array, *, logits: bool) -> None:
 
 def floating(x: Array, op: str, lib: Library) -> None:
     """``x`` must be real floating (PyTorch's dispatch: "not implemented for 'Long'")."""
-    if not lib.ops.isdtype(x.dtype, "real floating"):
+    if not lib.ops.floating(x.dtype):
         torch = lib.torch_wording
         kernel = _messages.kernel_name(op, x, torch)
         raise UnsupportedDtypeError(
@@ -116,21 +116,22 @@ def same_dtype(x: Array, y: Array, lib: Library) -> None:
 def logits_target(t: Array, x: Array, lib: Library) -> None:
     """BCE-with-logits computes in the target's dtype, so it must be floating."""
     xp, torch = lib.ops, lib.torch_wording
+    if xp.floating(t.dtype):
+        return
     if xp.isdtype(t.dtype, "bool"):
         raise UnsupportedDtypeError(
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead."
         )
-    if not xp.isdtype(t.dtype, "real floating"):
-        raise UnsupportedDtypeError(
-            f"result type {_messages.dtype_name(x.dtype, torch)} can't be cast to the desired "
-            f"output type {_messages.dtype_name(t.dtype, torch)}"
-        )
+    raise UnsupportedDtypeError(
+        f"result type {_messages.dtype_name(x.dtype, torch)} can't be cast to the desired "
+        f"output type {_messages.dtype_name(t.dtype, torch)}"
+    )
 
 
 def not_bool(p: Array, lib: Library) -> None:
     """A bool ``pos_weight``: PyTorch's ``pos_weight - 1`` refuses it."""
-    if lib.ops.isdtype(p.dtype, "bool"):
+    if not lib.ops.floating(p.dtype) and lib.ops.isdtype(p.dtype, "bool"):
         raise UnsupportedDtypeError(
             "Subtraction, the `-` operator, with a bool tensor is not supported. If you are "
             "trying to invert a mask, use the `~` or `logical_not()` operator instead."
@@ -183,7 +184,7 @@ def castable(w: Array, result: Array, lib: Library, *, dims: bool | None = None)
     """``result.mul_(w)`` in place: torch refuses a complex ``w`` (its product cannot be
     cast back to the real ``result``). ``dims``: whether ``w`` as multiplied is
     dimensioned (default: ``w.ndim > 0``)."""
-    if lib.ops.isdtype(w.dtype, "complex floating"):
+    if not lib.ops.floating(w.dtype) and lib.ops.isdtype(w.dtype, "complex floating"):
         dims = w.ndim > 0 if dims is None else dims
         product = _messages.complex_product(result.dtype, result.ndim > 0, w.dtype, dims)
         message = _messages.cannot_cast(product, result.dtype, lib.torch_wording)
@@ -194,9 +195,9 @@ def pos_weight_castable(p: Array, x: Array, t: Array, lib: Library) -> None:
     """``log_sigmoid(x).mul_((p - 1).mul(t).add_(1))``: a complex ``p`` (or target)
     makes the log-weight complex, which the real ``log_sigmoid`` cannot take in place."""
     xp = lib.ops
-    if not xp.isdtype(p.dtype, "complex floating"):
+    if xp.floating(p.dtype) or not xp.isdtype(p.dtype, "complex floating"):
         return
-    if xp.isdtype(t.dtype, "real floating"):
+    if xp.floating(t.dtype):
         weight = _messages.complex_product(t.dtype, t.ndim > 0, p.dtype, p.ndim > 0)
     else:
         weight = _messages.natural_name(p.dtype)  # (p - 1).mul(integer or bool t)
