@@ -102,11 +102,11 @@ class Ops:
         self.clamp_min, self.clamp_max = xp.maximum, xp.minimum
         self.astype, self.result_type, self.isdtype = xp.astype, xp.result_type, xp.isdtype
         self.sum, self.min, self.max = xp.sum, xp.min, xp.max
-        self.__dict__.update(chosen)  # the backend's own primitives
-        isdtype = self.isdtype
+        isdtype: Callable[[DType, str], bool] = chosen.get("isdtype", self.isdtype)  # type: ignore[assignment]
         #: ``floating(dtype)``: whether it is real floating, remembered per dtype (a hit
         #: is one dictionary lookup in C, where ``isdtype`` is a Python call)
         self.floating = functools.cache(lambda dtype: bool(isdtype(dtype, "real floating")))
+        self.__dict__.update(chosen)  # the backend's own primitives
 
     def log_sigmoid(self, x: Array) -> Array:
         """torch's CPU kernel: ``min(x, 0) - log1p(exp(-|x|))`` (half types in float32,

@@ -36,11 +36,17 @@ import torch
 from . import _blocks, _checks, _private
 from . import _formulas as formulas
 from ._compat import array_namespace
-from ._typing import Array, Call, Loss
+from ._typing import Array, Call, DType, Loss
 
 #: torch's private tests (``_private``: guarded, with fallbacks): a ``torch.func``
 #: wrapper, an active transform, and whether autocast is on for any device
 _is_wrapped, _transforms_active, _any_autocast = _private.torch_functions()
+
+
+def _floating(dtype: DType) -> bool:
+    """Whether a torch dtype is real floating (``torch.compile`` traces it, where it
+    refuses a ``functools.cache``)."""
+    return bool(dtype.is_floating_point)
 
 
 def _extrema(a: Array) -> tuple[Any, Any]:
@@ -55,7 +61,7 @@ OPS = formulas.Ops(
     COMPAT, log_sigmoid=torch.nn.functional.logsigmoid, sigmoid=torch.sigmoid,
     minimum=torch.minimum, clamp_min=torch.clamp_min, clamp_max=torch.clamp_max,
     sum=torch.sum, mean=torch.mean, astype=torch.Tensor.to, result_type=torch.promote_types,
-    extrema=_extrema,
+    extrema=_extrema, floating=_floating,
 )
 
 
@@ -93,7 +99,8 @@ class Torch:
 
     def gradient(self, call: Call) -> Array:
         _checks.arguments(call, self)
-        return _gradient(call)
+        return _chain(call.loss, str(call.wrt), call.reduction, call.grad, call.input,
+                      call.target, call.weight, call.pos_weight, in_place=True, blocks=True)
 
 
 def _autocast(call: Call) -> Call:
@@ -127,70 +134,58 @@ def _forward(call: Call) -> Array:
                            call.reduction, OPS, contiguous=_contiguous)
 
 
-def _gradient(call: Call) -> Array:
-    """An explicit gradient (``call.wrt``) of checked tensors: whole tensors, or blocks."""
-    like = call.input if call.wrt == "input" else call.target
-    if like.numel() < _blocks.BLOCKED_FROM or not like.is_cpu:
-        return formulas.gradient(call, OPS)
-    count = formulas.mean_count(call.reduction, like)
-    fn = partial(formulas.elementwise_gradient, call.loss, str(call.wrt), count)
-    arrays = (call.grad, call.input, call.target, call.weight, call.pos_weight)
-    return _blocks.reduced(fn, like, arrays, like.dtype, formulas.NONE, OPS,
-                           contiguous=_contiguous)
+def _chain(loss: Loss, wrt: str, reduction: str, g: Array, x: Array, t: Array,
+           w: Array | None, p: Array | None, *, in_place: bool, blocks: bool) -> Array:
+    """The gradient of ``loss`` with respect to ``wrt`` (torch's, ``_formulas``' one
+    chain) applied to ``g``; large CPU tensors in blocks where ``blocks`` allows it (not
+    while autograd records the backward, nor for lazy tensors: they need whole-tensor
+    ops). ``in_place``: whether torch's BCE-with-logits backward runs its in-place ops
+    (see ``GradTerms``)."""
+    like = x if wrt == "input" else t
+    count = formulas.mean_count(reduction, like)
+    if blocks and like.is_cpu and like.numel() >= _blocks.BLOCKED_FROM:
+        fn = partial(formulas.elementwise_gradient, loss, wrt, count)
+        return _blocks.reduced(fn, like, (g, x, t, w, p), like.dtype, formulas.NONE, OPS,
+                               contiguous=_contiguous)
+    return formulas.apply_backward(
+        g, loss.grad_terms(wrt, x, t, w, p, count, OPS, in_place=in_place), OPS)
 
 
 # ------------------------------------------------------------ autograd Functions
 def _gradients(ctx: Any, g: Array) -> tuple[Array | None, Array | None]:
-    """The gradients autograd asks for (``None`` for the others): the one gradient
-    chain of ``_formulas``. In blocks for large CPU tensors, unless autograd records
-    the backward itself (``create_graph=True``: grad mode is on inside ``backward``) or
-    the tensors are lazy (``torch.compile``, ``torch.func``)."""
-    x, t, w, p = _saved(ctx)
-    plain = not ctx.lazy and not torch.is_grad_enabled()
-    out: list[Array | None] = []
-    for wrt, needed in zip(("input", "target"), ctx.needs_input_grad[:2], strict=True):
-        if not needed:
-            out.append(None)
-        elif plain:
-            out.append(_gradient(Call(ctx.loss, x, t, w, p, ctx.reduction, g, wrt)))
-        else:
-            terms = ctx.loss.grad_terms(wrt, x, t, w, p, formulas.mean_count(ctx.reduction, x),
-                                        OPS, in_place=_in_place(ctx.lazy, wrt))
-            out.append(formulas.apply_backward(g, terms, OPS))
-    return out[0], out[1]
-
-
-def _in_place(lazy: bool, wrt: str) -> bool:
-    """Whether torch's BCE-with-logits backward runs its in-place ops here: not for
-    ``torch.func``/``torch.compile`` tensors (``lazy``), nor, for the input's gradient,
-    while autograd records the backward (grad mode on: ``create_graph=True``, or a
-    forward-mode JVP). They differ only where the dtypes are mixed."""
-    return not lazy and (wrt == "target" or not torch.is_grad_enabled())
+    """The gradients autograd asks for (``None`` for the others). torch's
+    BCE-with-logits backward runs its in-place ops unless the tensors are lazy
+    (``torch.func``/``torch.compile``) or, for the input's gradient, autograd records
+    the backward (grad mode on: ``create_graph=True``); only mixed dtypes tell them
+    apart."""
+    x, t, w, p = ctx.saved_tensors
+    loss, reduction, lazy = ctx.loss, ctx.reduction, ctx.lazy
+    plain = not lazy and not torch.is_grad_enabled()
+    need_x, need_t = ctx.needs_input_grad[:2]
+    gx = _chain(loss, "input", reduction, g, x, t, w, p, in_place=plain,
+                blocks=plain) if need_x else None
+    gt = _chain(loss, "target", reduction, g, x, t, w, p, in_place=not lazy,
+                blocks=plain) if need_t else None
+    return gx, gt
 
 
 def _jvp(ctx: Any, xt: Array, tt: Array) -> Array:
     """torch's forward-mode formula (derivatives.yaml): the elementwise gradient chain
-    applied to each tangent, cast to the loss's dtype, then ``apply_loss_reduction``."""
-    x, t, w, p = _saved(ctx)
+    applied to each tangent, cast to the loss's dtype, then ``apply_loss_reduction``
+    (the in-place ops as in :func:`_gradients`)."""
+    x, t, w, p = ctx.saved_tensors
     out: Array = 0
     for wrt, tangent in (("input", xt), ("target", tt)):
         if tangent is not None:
-            terms = ctx.loss.grad_terms(wrt, x, t, w, p, None, OPS,
-                                        in_place=_in_place(ctx.lazy, wrt))
+            in_place = not ctx.lazy and (wrt == "target" or not torch.is_grad_enabled())
+            terms = ctx.loss.grad_terms(wrt, x, t, w, p, None, OPS, in_place=in_place)
             out = out + formulas.apply_backward(tangent, terms, OPS, dtype=t.dtype)
     return formulas.reduce(out, ctx.reduction, OPS)
 
 
 def _save(ctx: Any, tensors: tuple[Array, ...], loss: Loss, reduction: str, lazy: bool) -> None:
-    """Saves the tensors given (absent ones as ``None`` in ``_saved``)."""
-    ctx.given = tuple(a is not None for a in tensors)
-    ctx.save_for_backward(*(a for a in tensors if a is not None))
+    ctx.save_for_backward(*tensors)
     ctx.loss, ctx.reduction, ctx.lazy = loss, reduction, lazy
-
-
-def _saved(ctx: Any) -> list[Array]:
-    saved = iter(ctx.saved_tensors)
-    return [next(saved) if given else None for given in ctx.given]
 
 
 class _Compiled(torch.autograd.Function):
