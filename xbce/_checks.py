@@ -305,29 +305,33 @@ def arguments(call: Call, lib: Library) -> None:
         same_shape(x, t, logits=logits)
     shape = tuple(x.shape)
     if logits:
-        if lib.grad_enabled is not None and lib.grad_enabled():
+        if (weight is not None or pos_weight is not None) and lib.grad_enabled is not None \
+                and lib.grad_enabled():
             refuse_gradients(call)
-        floating(x, "log_sigmoid", lib)
+        if x.dtype not in lib.ops.floating_dtypes:
+            floating(x, "log_sigmoid", lib)
         if lib.checks_devices:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
             _devices(call)
         if pos_weight is not None:
             not_bool(pos_weight, lib)
             broadcasts_into(pos_weight, shape, lib, into="pos_weight")
             pos_weight_castable(pos_weight, x, t, lib)
-        logits_target(t, x, lib)
+        if t.dtype not in lib.ops.floating_dtypes:
+            logits_target(t, x, lib)
         if weight is not None:
             broadcasts_into(weight, shape, lib, into="result")
             castable(weight, t, lib)
     else:
         if weight is not None:
             broadcasts_into(weight, shape, lib, into="shapes")
-        if lib.grad_enabled is not None and lib.grad_enabled():
+        if weight is not None and lib.grad_enabled is not None and lib.grad_enabled():
             refuse_gradients(call)
         if lib.checks_devices:  # TensorIterator: device, then dtype
             _devices(call)
         if x.dtype != t.dtype:
             same_dtype(x, t, lib)
-        floating(x, call.loss.name, lib)
+        if x.dtype not in lib.ops.floating_dtypes:
+            floating(x, call.loss.name, lib)
         if not call.lazy and call.wrt is None:
             unit_interval(x, t, lib)  # torch's kernel checks the values before ``mul_(weight)``
         if weight is not None:

@@ -24,7 +24,6 @@ the forward (see :class:`GradTerms`).
 
 from __future__ import annotations
 
-import functools
 import math
 import struct
 from collections.abc import Callable
@@ -102,11 +101,19 @@ class Ops:
         self.clamp_min, self.clamp_max = xp.maximum, xp.minimum
         self.astype, self.result_type, self.isdtype = xp.astype, xp.result_type, xp.isdtype
         self.sum, self.min, self.max = xp.sum, xp.min, xp.max
-        isdtype: Callable[[DType, str], bool] = chosen.get("isdtype", self.isdtype)  # type: ignore[assignment]
-        #: ``floating(dtype)``: whether it is real floating, remembered per dtype (a hit
-        #: is one dictionary lookup in C, where ``isdtype`` is a Python call)
-        self.floating = functools.cache(lambda dtype: bool(isdtype(dtype, "real floating")))
+        #: the real floating dtypes known so far: ``dtype in ops.floating_dtypes`` is the
+        #: fast test (no call), :meth:`floating` the full one, which adds to it
+        self.floating_dtypes: set[DType] = set()
         self.__dict__.update(chosen)  # the backend's own primitives
+
+    def floating(self, dtype: DType) -> bool:
+        """Whether ``dtype`` is real floating (remembered in :attr:`floating_dtypes`)."""
+        if dtype in self.floating_dtypes:
+            return True
+        if not self.isdtype(dtype, "real floating"):
+            return False
+        self.floating_dtypes.add(dtype)
+        return True
 
     def log_sigmoid(self, x: Array) -> Array:
         """torch's CPU kernel: ``min(x, 0) - log1p(exp(-|x|))`` (half types in float32,
@@ -172,7 +179,7 @@ def _torch_op(a: Array, b: Array, op: str, ops: Ops, *, in_place: bool) -> Array
     own = a.dtype
     if b.dtype == own and (op != "mul" or b.ndim > 0 or a.ndim == 0 or not is_half(own)):
         return a * b if op == "mul" else a - b  # one dtype, no half scalar: nothing to do
-    if not ops.floating(b.dtype):
+    if b.dtype not in ops.floating_dtypes and not ops.floating(b.dtype):
         b = ops.astype(b, own)  # integer or bool weights, as torch promotes them
     a_dims, b_dims = a.ndim > 0, b.ndim > 0
     if a_dims != b_dims:
@@ -328,7 +335,7 @@ def _weight_as_expanded(weight: Array, like: Array, ops: Ops) -> Array:
 
 
 def _float_pos_weight(pos_weight: Array, t: Array, ops: Ops) -> Array:
-    if ops.floating(pos_weight.dtype):
+    if pos_weight.dtype in ops.floating_dtypes or ops.floating(pos_weight.dtype):
         return pos_weight
     return ops.astype(pos_weight, t.dtype)  # integer pos_weight: torch promotes to t's
 

@@ -28,6 +28,7 @@ differentiable torch ops, so ``create_graph=True`` (double backward) works.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any
 
@@ -36,17 +37,11 @@ import torch
 from . import _blocks, _checks, _private
 from . import _formulas as formulas
 from ._compat import array_namespace
-from ._typing import Array, Call, DType, Loss
+from ._typing import Array, Call, Loss
 
 #: torch's private tests (``_private``: guarded, with fallbacks): a ``torch.func``
 #: wrapper, an active transform, and whether autocast is on for any device
 _is_wrapped, _transforms_active, _any_autocast = _private.torch_functions()
-
-
-def _floating(dtype: DType) -> bool:
-    """Whether a torch dtype is real floating (``torch.compile`` traces it, where it
-    refuses a ``functools.cache``)."""
-    return bool(dtype.is_floating_point)
 
 
 def _extrema(a: Array) -> tuple[Any, Any]:
@@ -61,7 +56,8 @@ OPS = formulas.Ops(
     COMPAT, log_sigmoid=torch.nn.functional.logsigmoid, sigmoid=torch.sigmoid,
     minimum=torch.minimum, clamp_min=torch.clamp_min, clamp_max=torch.clamp_max,
     sum=torch.sum, mean=torch.mean, astype=torch.Tensor.to, result_type=torch.promote_types,
-    extrema=_extrema, floating=_floating,
+    extrema=_extrema,
+    floating_dtypes={torch.float16, torch.bfloat16, torch.float32, torch.float64},
 )
 
 
@@ -142,7 +138,7 @@ def _chain(loss: Loss, wrt: str, reduction: str, g: Array, x: Array, t: Array,
     ops). ``in_place``: whether torch's BCE-with-logits backward runs its in-place ops
     (see ``GradTerms``)."""
     like = x if wrt == "input" else t
-    count = formulas.mean_count(reduction, like)
+    count = math.prod(like.shape) if reduction == formulas.MEAN else None
     if blocks and like.is_cpu and like.numel() >= _blocks.BLOCKED_FROM:
         fn = partial(formulas.elementwise_gradient, loss, wrt, count)
         return _blocks.reduced(fn, like, (g, x, t, w, p), like.dtype, formulas.NONE, OPS,
