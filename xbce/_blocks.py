@@ -90,13 +90,21 @@ def _run(run: Callable[[int], None], count: int, threads: int) -> None:
 def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[[Array], bool]
             ) -> tuple[int, Callable[[int, int], list[Array | None]]]:
     """How to cut the arrays into blocks: the flat view when every array has
-    ``like``'s shape and is C-contiguous (the common case), else along the leading
-    axis."""
+    ``like``'s shape and is C-contiguous or is 0-d (a ``mean``'s upstream gradient, a
+    scalar weight), the common case; else along the leading axis.
+
+    Flat blocks are :data:`BLOCK` elements, twice torch's intra-op grain (32768): each
+    torch op on a block runs as one or two tasks of 32768 elements, whose vectorised
+    loops group the elements as one task over the whole tensor does (its scalar
+    remainder loop, where ``exp`` may round differently, runs at the tensor's end
+    only): a block's result is that of one thread over the whole tensor, at every
+    thread count. Blocks of rows do not have that property."""
     shape = tuple(like.shape)
     present = [a for a in arrays if a is not None]
-    if all(tuple(a.shape) == shape and contiguous(a) for a in present):
-        flat = [None if a is None else a.reshape(-1) for a in arrays]
-        return numel(like), lambda i, j: [None if a is None else a[i:j] for a in flat]
+    if all(a.ndim == 0 or (tuple(a.shape) == shape and contiguous(a)) for a in present):
+        flat = [a if a is None or a.ndim == 0 else a.reshape(-1) for a in arrays]
+        return numel(like), lambda i, j: [a if a is None or a.ndim == 0 else a[i:j]
+                                          for a in flat]
 
     def lead(i: int, j: int) -> list[Array | None]:
         return [a[i:j] if a is not None and a.ndim == len(shape) and a.shape[0] != 1 else a
