@@ -46,7 +46,7 @@ from ._compat import (
     is_numpy_namespace,
     is_torch_namespace,
 )
-from ._typing import Array, Backend, Call, Namespace
+from ._typing import Array, Backend, Call, DType, Namespace
 
 _NO_CONTEXT = contextlib.nullcontext()
 _SCALARS = (bool, int, float)
@@ -148,8 +148,8 @@ class NumPy(ArrayAPI):
             out = self._blocks(fn, like, (call.grad, *call[1:5]), like.dtype, formulas.NONE)
         return self._np.asarray(out) if isinstance(out, self._np.generic) else out
 
-    def _blocks(self, fn: Any, like: Array, arrays: tuple[Array | None, ...], dtype: Any,
-                reduction: str) -> Array:
+    def _blocks(self, fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, ...],
+                dtype: DType, reduction: str) -> Array:
         return _blocks.reduced(fn, like, arrays, dtype, reduction, self.ops,
                                threads=self.threads, contiguous=_c_contiguous, quiet=_quiet)
 
@@ -240,7 +240,7 @@ def of(call: Call) -> tuple[Backend, Call]:
 
 
 # ------------------------------------------------------ arguments of one library
-def library(xp: Any) -> str:
+def library(xp: Namespace) -> str:
     """A namespace's library in plain words: ``torch``, ``jax``, ``numpy``, ``dask``..."""
     for lib, is_lib in _LIBRARIES:
         if is_lib(xp):
@@ -304,7 +304,7 @@ def one_library(*args: Array) -> tuple[Array, ...]:
 _NAMES = ("input", "target", "weight", "pos_weight", "grad_output")
 
 
-def _joined(xp: Any, a: Array, where: Any) -> Array:
+def _joined(xp: Namespace, a: Array, where: Any) -> Array:
     """A NumPy array (or scalar) in ``xp``'s library on ``where``. A read-only array is
     copied first: torch would share its memory (and warns that it cannot protect it;
     ``copy=True`` fails for meta tensors). NumPy scalars are copied by every library."""
@@ -319,7 +319,7 @@ def _python_scalar(a: object) -> bool:
     return isinstance(a, _SCALARS) and not _checks.is_array(a)
 
 
-def _floating(a: Array, xp: Any) -> bool:
+def _floating(a: Array, xp: Namespace) -> bool:
     try:
         return bool(xp.isdtype(a.dtype, "real floating"))
     except (TypeError, ValueError):  # not this library's dtype: not one to follow
