@@ -205,21 +205,26 @@ def _torch(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Compe
             *compiled,
         ]
     ct = None if r == "mean" else t["ones"]
-
-    def fwdbwd(loss_fn: Callable[..., Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            leaf.grad = None
-            loss = loss_fn(leaf, y, reduction=r)
-            loss.backward(ct)
-            return loss.detach(), leaf.grad
-
-        return run
-
     return [
-        Competitor("torch", ref_name + " (autograd)", fwdbwd(theirs), "ref"),
-        Competitor("torch", "xbce (autograd)", fwdbwd(ours)),
+        Competitor("torch", ref_name + " (autograd)",
+                   autograd_call(partial(theirs, reduction=r), leaf, y, ct), "ref"),
+        Competitor("torch", "xbce (autograd)",
+                   autograd_call(partial(ours, reduction=r), leaf, y, ct)),
         *compiled,
     ]
+
+
+def autograd_call(loss_fn: Callable[..., Any], leaf: Any, y: Any, ct: Any = None
+                  ) -> Callable[[], Any]:
+    """A timed forward and backward: ``loss_fn(leaf, y).backward(ct)``, the leaf's
+    gradient reset first; returns the loss and the gradient (for the sanity check)."""
+    def run() -> Any:
+        leaf.grad = None
+        loss = loss_fn(leaf, y)
+        loss.backward(ct)
+        return loss.detach(), leaf.grad
+
+    return run
 
 
 def torch_formula(family: str, a: Any, b: Any) -> Any:
@@ -253,16 +258,7 @@ def _compiled(
 
     def make(fn: Callable[..., Any]) -> Callable[[], Any]:
         step = torch.compile(fn, dynamic=False)
-        if mode == "fwd":
-            return partial(step, inp, y)
-
-        def run() -> Any:
-            leaf.grad = None
-            loss = step(leaf, y)
-            loss.backward()
-            return loss.detach(), leaf.grad
-
-        return run
+        return partial(step, inp, y) if mode == "fwd" else autograd_call(step, leaf, y)
 
     return [
         Competitor("torch", "formula compiled", make(partial(torch_formula, family))),

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from _competitors import EPS, Competitor, Data, Libs
+from _competitors import EPS, Competitor, Data, Libs, autograd_call
 from _data import SEED
 
 import xbce
@@ -154,20 +154,10 @@ def build_floor_case(data: Data, family: str, mode: str) -> list[Competitor]:
             Competitor("torch", "xbce", partial(ours, inp, y)),
             Competitor("torch", "bare floor", partial(floor, inp, y), "base"),
         ]
-
-    def fwdbwd(loss_fn: Callable[..., Any]) -> Callable[[], Any]:
-        def run() -> Any:
-            leaf.grad = None
-            loss = loss_fn(leaf, y)
-            loss.backward()
-            return loss.detach(), leaf.grad
-
-        return run
-
     return [
-        Competitor("torch", _REF[family] + " (autograd)", fwdbwd(theirs), "ref"),
-        Competitor("torch", "xbce (autograd)", fwdbwd(ours)),
-        Competitor("torch", "bare floor (autograd)", fwdbwd(floor), "base"),
+        Competitor("torch", _REF[family] + " (autograd)", autograd_call(theirs, leaf, y), "ref"),
+        Competitor("torch", "xbce (autograd)", autograd_call(ours, leaf, y)),
+        Competitor("torch", "bare floor (autograd)", autograd_call(floor, leaf, y), "base"),
     ]
 
 
