@@ -30,11 +30,6 @@ BLOCK = 1 << 16
 BLOCKED_FROM = 4 * BLOCK
 
 
-def large(like: Array) -> bool:
-    """Whether ``like`` is large enough for blocks."""
-    return numel(like) >= BLOCKED_FROM and like.ndim > 0
-
-
 def cores() -> int:
     """The cores this process may use."""
     try:

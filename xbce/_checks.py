@@ -42,7 +42,8 @@ class UnsupportedDtypeError(TypeError, NotImplementedError):
     of which ``NotImplementedError`` is a subclass)."""
 
 
-_REDUCTIONS = (NONE, MEAN, SUM)
+#: the valid reductions (``torch.nn._reduction.get_enum``'s)
+REDUCTIONS = (NONE, MEAN, SUM)
 
 
 def reduction(value: object) -> str:
@@ -52,7 +53,7 @@ def reduction(value: object) -> str:
             "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead."
         )
         return MEAN
-    if not isinstance(value, str) or value not in _REDUCTIONS:
+    if not isinstance(value, str) or value not in REDUCTIONS:
         raise ValueError(f"{value} is not a valid value for reduction")
     return value
 

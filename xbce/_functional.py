@@ -10,6 +10,7 @@ scalars that join another library's arrays), and that backend carries the call o
 from __future__ import annotations
 
 from . import _backends, _legacy
+from ._checks import REDUCTIONS
 from ._checks import reduction as _reduction
 from ._formulas import BCE, BCE_WITH_LOGITS
 from ._typing import Array, Call, Loss
@@ -17,14 +18,12 @@ from ._typing import Array, Call, Loss
 
 def _gradient(loss: Loss, wrt: str, grad_output: Array, input: Array, target: Array,
               weight: Array | None, pos_weight: Array | None, reduction: str) -> Array:
-    if reduction not in _REDUCTIONS:
+    if reduction not in REDUCTIONS:
         reduction = _reduction(reduction)
     call = Call(loss, input, target, weight, pos_weight, reduction, grad_output, wrt)
     backend, call = _backends.of(call)
     return backend.gradient(call)
 
-
-_REDUCTIONS = ("mean", "sum", "none")
 
 
 # ------------------------------------------------------------------------- forward
@@ -134,7 +133,7 @@ def binary_cross_entropy(
     """
     if size_average is not None or reduce is not None:
         reduction = _legacy.reduction(size_average, reduce, reduction)
-    if reduction not in _REDUCTIONS:
+    if reduction not in REDUCTIONS:
         reduction = _reduction(reduction)  # torch's error, before anything else
     backend, call = _backends.of(Call(BCE, input, target, weight, None, reduction))
     return backend.loss(call)
@@ -221,7 +220,7 @@ def binary_cross_entropy_with_logits(
     """
     if size_average is not None or reduce is not None:
         reduction = _legacy.reduction(size_average, reduce, reduction)
-    if reduction not in _REDUCTIONS:
+    if reduction not in REDUCTIONS:
         reduction = _reduction(reduction)  # torch's error, before anything else
     call = Call(BCE_WITH_LOGITS, input, target, weight, pos_weight, reduction)
     backend, call = _backends.of(call)

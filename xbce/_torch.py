@@ -81,10 +81,9 @@ class Torch:
         if _any_autocast is None or _any_autocast():
             call = _autocast(call)
         x, t, w, p = call.input, call.target, call.weight, call.pos_weight
-        # ``torch.func`` wrappers, meta tensors: values never read
-        lazy = call.lazy or bool(_is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
-        if lazy and not call.lazy:
+        if not call.lazy and unread(x, t):
             call = call._replace(lazy=True)
+        lazy = call.lazy
         _checks.arguments(call, self)
         if lazy or (torch.is_grad_enabled() and (x.requires_grad or t.requires_grad)) or (
             _private.torch_forward_ad_active()
@@ -97,6 +96,13 @@ class Torch:
         _checks.arguments(call, self)
         return _chain(call.loss, str(call.wrt), call.reduction, call.grad, call.input,
                       call.target, call.weight, call.pos_weight, in_place=True, blocks=True)
+
+
+def unread(x: Array, t: Array) -> bool:
+    """Whether these are tensors whose values xbce never reads: ``torch.func`` wrappers
+    and meta tensors (``torch.compile`` is asked about before: Dynamo cannot trace the
+    wrapper test)."""
+    return bool(_is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
 
 
 def _autocast(call: Call) -> Call:

@@ -413,11 +413,9 @@ def _reads(lib: str, input: Array, target: Array) -> bool:
             return True
         import torch
 
-        from . import _private
+        from . import _torch
 
-        is_wrapped = _private.torch_functions()[0]
-        return bool(torch.compiler.is_compiling() or is_wrapped(tensor) or is_wrapped(target)
-                    or tensor.is_meta or target.is_meta)
+        return bool(torch.compiler.is_compiling()) or _torch.unread(tensor, target)
     return lib != "cupy"
 
 

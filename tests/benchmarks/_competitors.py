@@ -176,26 +176,21 @@ def build(libs: Libs, data: Data, family: str, reduction: str, mode: str) -> lis
     return comps
 
 
-def _torch(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Competitor]:
+def torch_losses(data: Data, family: str) -> tuple[Any, Any, Any, Any, str]:
+    """The family's xbce loss, torch's, the input tensor, its leaf copy and torch's name."""
     import torch.nn.functional as tF
 
     t = data.torch
     if family == "probs":
-        ours, theirs, inp, leaf = (
-            xbce.binary_cross_entropy,
-            tF.binary_cross_entropy,
-            t["p"],
-            t["p_leaf"],
-        )
-        ref_name = "F.binary_cross_entropy"
-    else:
-        ours, theirs, inp, leaf = (
-            xbce.binary_cross_entropy_with_logits,
-            tF.binary_cross_entropy_with_logits,
-            t["x"],
-            t["x_leaf"],
-        )
-        ref_name = "F.binary_cross_entropy_with_logits"
+        return (xbce.binary_cross_entropy, tF.binary_cross_entropy, t["p"], t["p_leaf"],
+                "F.binary_cross_entropy")
+    return (xbce.binary_cross_entropy_with_logits, tF.binary_cross_entropy_with_logits, t["x"],
+            t["x_leaf"], "F.binary_cross_entropy_with_logits")
+
+
+def _torch(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Competitor]:
+    ours, theirs, inp, leaf, ref_name = torch_losses(data, family)
+    t = data.torch
     y = t["y"]
     compiled = _compiled(libs, data, family, r, mode, ours, inp, leaf, y)
     if mode == "fwd":

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from _competitors import EPS, Competitor, Data, Libs, autograd_call
+from _competitors import EPS, Competitor, Data, Libs, autograd_call, torch_losses
 from _data import SEED
 
 import xbce
@@ -130,23 +130,8 @@ def _make_floors() -> dict[str, Callable[..., Any]]:
 
 def build_floor_case(data: Data, family: str, mode: str) -> list[Competitor]:
     """``F`` (the reference), xbce and the bare floor (the torch baseline): mean."""
-    import torch.nn.functional as tF
-
+    ours, theirs, inp, leaf, _ = torch_losses(data, family)
     t = data.torch
-    if family == "probs":
-        ours, theirs, inp, leaf = (
-            xbce.binary_cross_entropy,
-            tF.binary_cross_entropy,
-            t["p"],
-            t["p_leaf"],
-        )
-    else:
-        ours, theirs, inp, leaf = (
-            xbce.binary_cross_entropy_with_logits,
-            tF.binary_cross_entropy_with_logits,
-            t["x"],
-            t["x_leaf"],
-        )
     floor, y = bare_floor(family), t["y"]
     if mode == "fwd":
         return [
