@@ -81,9 +81,11 @@ class Torch:
         if _any_autocast is None or _any_autocast():
             call = _autocast(call)
         x, t, w, p = call.input, call.target, call.weight, call.pos_weight
-        if not call.lazy and unread(x, t):
+        # ``unread(x, t)`` written inline: a helper's frame, entered eagerly after a graph
+        # break, is one Dynamo tries to compile (and the functorch test is not traceable)
+        lazy = call.lazy or bool(_is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
+        if lazy and not call.lazy:
             call = call._replace(lazy=True)
-        lazy = call.lazy
         _checks.arguments(call, self)
         if lazy or (torch.is_grad_enabled() and (x.requires_grad or t.requires_grad)) or (
             _private.torch_forward_ad_active()
