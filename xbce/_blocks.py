@@ -2,10 +2,14 @@
 
 The formula runs on blocks of :data:`BLOCK` elements, so that its temporaries stay in
 cache instead of making several passes over full-size arrays; ``mean``/``sum`` then
-never hold more than a block of losses (bounded memory), and NumPy blocks run on a
-thread pool (NumPy releases the GIL). The backend that calls this module decides
-whether an array is cut at all (:func:`large`), on how many threads, and hands the
-formula and its :class:`~._formulas.Ops`; nothing here knows a library by name.
+never hold more than a block of losses (bounded memory), and blocks run on one thread
+pool (NumPy and torch release the GIL). The pool is the only parallelism: a block is
+torch's intra-op grain, so torch runs each op on a block on the thread that calls it
+and never forks its own threads under xbce's (two pools nested fight for the cores as
+soon as another process wants one: a call took 8x torch's time beside two busy
+processes). The backend that calls this module decides whether an array is cut at
+all (:data:`BLOCKED_FROM`), on how many threads, and hands the formula and its
+:class:`~._formulas.Ops`; nothing here knows a library by name.
 
 ``fn(*arrays, ops)`` must be elementwise in its arrays (each either ``like``'s shape or
 broadcasting into it) and return an array of ``like``'s shape.
@@ -24,18 +28,22 @@ from ._formulas import MEAN, NONE, Ops, is_half, numel
 from ._typing import Array, DType
 
 Quiet = Callable[[], contextlib.AbstractContextManager[object]]
-#: Elements per block: 2**16 float32 values are 256 KiB per temporary (L2-sized).
-BLOCK = 1 << 16
+#: Elements per block: torch's intra-op grain (``at::internal::GRAIN_SIZE``: an op on
+#: this many elements runs on its caller's thread); 128 KiB per float32 temporary.
+BLOCK = 1 << 15
 #: Arrays from this many elements on are worth cutting into blocks.
-BLOCKED_FROM = 4 * BLOCK
+BLOCKED_FROM = 1 << 18
 
 
 def cores() -> int:
-    """The cores this process may use."""
+    """The cores this process may use, at most ``OMP_NUM_THREADS`` when it is set (the
+    knob that tells every library's threads to stay within a share of the machine)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(n, int(limit)) if limit.isdigit() and int(limit) > 0 else n
 
 
 # One pool per thread count, created on first use. A child made by ``fork`` inherits
@@ -67,19 +75,28 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 
 def _run(run: Callable[[int], None], count: int, threads: int) -> None:
-    """``run(k)`` for every block ``k``, on the pool when it is worth it; on this
-    thread when no pool can take work (interpreter shutdown)."""
-    if threads > 1 and count > 1:
-        try:
-            futures = [_pool(threads).submit(run, k) for k in range(count)]
-        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
-            pass
-        else:
-            for future in futures:
-                future.result()
-            return
-    for k in range(count):
-        run(k)
+    """``run(k)`` for every block ``k``: this thread and ``threads - 1`` of the pool's
+    each take the next block until none is left (a busy core's worker takes fewer:
+    nothing waits for it but the last block it took). This thread alone when no pool
+    can take work (interpreter shutdown)."""
+    blocks, lock = iter(range(count)), threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                k = next(blocks, None)
+            if k is None:
+                return
+            run(k)
+
+    futures = []
+    with contextlib.suppress(RuntimeError):  # "cannot schedule new futures after shutdown"
+        futures = [_pool(threads - 1).submit(work) for _ in range(min(threads, count) - 1)]
+    try:
+        work()
+    finally:
+        for future in futures:
+            future.result()
 
 
 def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[[Array], bool]
@@ -88,12 +105,12 @@ def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[
     ``like``'s shape and is C-contiguous or is 0-d (a ``mean``'s upstream gradient, a
     scalar weight), the common case; else along the leading axis.
 
-    Flat blocks are :data:`BLOCK` elements, twice torch's intra-op grain (32768): each
-    torch op on a block runs as one or two tasks of 32768 elements, whose vectorised
-    loops group the elements as one task over the whole tensor does (its scalar
-    remainder loop, where ``exp`` may round differently, runs at the tensor's end
-    only): a block's result is that of one thread over the whole tensor, at every
-    thread count. Blocks of rows do not have that property."""
+    Flat blocks are :data:`BLOCK` elements, torch's intra-op grain (32768): each torch
+    op on a block runs as one task, whose vectorised loops group the elements as one
+    task over the whole tensor does (its scalar remainder loop, where ``exp`` may round
+    differently, runs at the tensor's end only): a block's result is that of one thread
+    over the whole tensor, at every thread count. Blocks of rows do not have that
+    property."""
     shape = tuple(like.shape)
     present = [a for a in arrays if a is not None]
     if all(a.ndim == 0 or (tuple(a.shape) == shape and contiguous(a)) for a in present):
@@ -112,8 +129,9 @@ def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, .
             dtype: DType, reduction: str, ops: Ops, *, threads: int = 1,
             contiguous: Callable[[Array], bool], quiet: Quiet = contextlib.nullcontext) -> Array:
     """``reduce(fn(*arrays, ops), reduction)`` evaluated block by block (``none``: the
-    elementwise result, written block by block into one array). ``quiet()`` silences
-    the library's warnings of intended values, in each block's thread."""
+    elementwise result, written block by block into one array). ``quiet()`` is entered
+    in each block's thread: it silences the library's warnings of intended values
+    (NumPy) or records no graph there (torch: grad mode is per thread)."""
     xp = ops.xp
     length, cut = _slicer(like, arrays, contiguous)
     row = numel(like) // length if length else 1
@@ -135,7 +153,8 @@ def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, .
             else:
                 sums[k] = ops.sum(part, dtype=acc)  # type: ignore[index]
 
-    _run(run, len(bounds), threads)
+    # a block of rows longer than BLOCK would fork torch's pool inside xbce's
+    _run(run, len(bounds), threads if step * row <= BLOCK else 1)
     if out is not None:
         return out
     total = ops.sum(sums, dtype=acc)

@@ -15,7 +15,7 @@ paths, decided once per call:
   ``Function.apply`` binds the signature of the setup-context form with ``inspect``
   on every call; the setup-context form (with ``generate_vmap_rule``) under
   ``torch.func``, which requires it;
-* **plain**: the formula, large CPU tensors in blocks (``_blocks``).
+* **plain**: the formula, large CPU tensors in blocks on xbce's pool (``_blocks``).
 
 Under ``torch.autocast`` every floating argument but a float64 one is cast to float32
 first. The formulas get torch's own primitives (:data:`OPS`): ``logsigmoid`` and
@@ -128,6 +128,14 @@ def _contiguous(a: Array) -> bool:
     return bool(a.is_contiguous())
 
 
+def _block_options() -> dict[str, Any]:
+    """How blocks run: on xbce's pool with as many threads as torch may use now (one
+    in a DataLoader worker), each block's ops on its thread (``_blocks``), recording
+    no graph there."""
+    return {"threads": min(torch.get_num_threads(), _blocks.cores()),
+            "contiguous": _contiguous, "quiet": torch.no_grad}
+
+
 def _forward(call: Call) -> Array:
     """The loss of checked tensors, outside autograd: whole tensors, or blocks."""
     x, t = call.input, call.target
@@ -135,7 +143,7 @@ def _forward(call: Call) -> Array:
         return formulas.loss(call, OPS)
     arrays = (x, t, call.weight, call.pos_weight)
     return _blocks.reduced(call.loss.elementwise, x, arrays, call.loss.dtype(x, t),
-                           call.reduction, OPS, contiguous=_contiguous)
+                           call.reduction, OPS, **_block_options())
 
 
 def _chain(loss: Loss, wrt: str, reduction: str, g: Array, x: Array, t: Array,
@@ -150,7 +158,7 @@ def _chain(loss: Loss, wrt: str, reduction: str, g: Array, x: Array, t: Array,
     if blocks and like.is_cpu and like.numel() >= _blocks.BLOCKED_FROM:
         fn = partial(formulas.elementwise_gradient, loss, wrt, count)
         return _blocks.reduced(fn, like, (g, x, t, w, p), like.dtype, formulas.NONE, OPS,
-                               contiguous=_contiguous)
+                               **_block_options())
     return formulas.apply_backward(
         g, loss.grad_terms(wrt, x, t, w, p, count, OPS, in_place=in_place), OPS)
 

@@ -124,7 +124,7 @@ def targets_table(targets: list[dict[str, Any]]) -> str:
             [
                 t["id"],
                 t["target"],
-                fmt_n(t["n"]),
+                fmt_n(t["n"]) if t["n"] else "-",
                 n,
                 thr,
                 val,
@@ -231,6 +231,7 @@ def _markdown(
     memory: list[dict[str, Any]],
     targets: list[dict[str, Any]],
     per_call: list[dict[str, Any]],
+    contention: list[dict[str, Any]],
 ) -> str:
     m, v = meta["machine"], meta["versions"]
     la = m.get("loadavg_start")
@@ -292,6 +293,24 @@ def _markdown(
             "the MLP step with `F`'s loss).",
             "",
             timing_table(per_call),
+            "",
+        ]
+    if contention:
+        from _contention import GROWTH_LIMIT
+        from _contention import table as contention_table
+
+        lines += [
+            "### Beside other work (float32, mean)",
+            "",
+            "Each condition times the same cases, interleaved: torch's `F`, xbce on the "
+            "same tensors, xbce on NumPy arrays (`fwdbwd`: with the explicit backward). "
+            "*busy*: processes spinning a core each beside the benchmark; *torch 1 "
+            "thread*: `torch.set_num_threads(1)`, as in a DataLoader worker; "
+            "`OMP_NUM_THREADS=1`: a child process started with it. *xbce/torch*: paired "
+            "ratio; *growth*: that ratio over the quiet one. A cell passes when xbce/torch "
+            f"<= 1 and growth <= {GROWTH_LIMIT:g}.",
+            "",
+            contention_table(contention),
             "",
         ]
     lines += [
@@ -373,13 +392,14 @@ def write_all(
     memory: list[dict[str, Any]],
     targets: list[dict[str, Any]],
     per_call: list[dict[str, Any]] | None = None,
+    contention: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    per_call = per_call or []
+    per_call, contention = per_call or [], contention or []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     md = out / "cpu.md"
-    md.write_text(_markdown(meta, records, memory, targets, per_call) + "\n")
+    md.write_text(_markdown(meta, records, memory, targets, per_call, contention) + "\n")
     files["markdown"] = md
     js = out / "cpu.json"
 
@@ -401,6 +421,7 @@ def write_all(
                     "memory": memory,
                     "timings": records,
                     "per_call": per_call,
+                    "contention": contention,
                 }
             ),
             indent=1,

@@ -6,6 +6,7 @@ Usage (from the repository root)::
     python tests/benchmarks/run.py --quick         # sizes 1e3, 1e5, 1e6
     python tests/benchmarks/run.py --sizes 1e3 1e7 --dtypes float32 --out /tmp/b
     python tests/benchmarks/run.py --per-call      # per-call targets only, ~1 min
+    python tests/benchmarks/run.py --contention    # beside busy processes only, ~3 min
 
 Everything runs in one process, interleaved: for each case (family, n, dtype,
 reduction, mode) every competitor is timed once per round, round-robin, and medians
@@ -14,7 +15,9 @@ over rounds are reported with ratios against PyTorch's ``torch.nn.functional``
 Peak extra memory per call is measured afterwards in fresh child processes
 (``_memory.py``). Per-call cases on torch with one thread (xbce against a bare
 ``autograd.Function`` floor at B = 64 and 1024, and an MLP training step; see
-``_per_call.py``) run after the other timings. Results go to ``OUT/cpu.md``,
+``_per_call.py``) run after the other timings, then the same cases beside busy
+processes, at one torch thread and under ``OMP_NUM_THREADS=1`` (``_contention.py``).
+Results go to ``OUT/cpu.md``,
 ``OUT/cpu.json`` and ``OUT/cpu.png``.
 
 This directory is not collected by pytest (no ``test_*`` files).
@@ -40,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
+import _contention  # noqa: E402
 import _per_call  # noqa: E402
 from _competitors import (  # noqa: E402
     DTYPES,
@@ -409,6 +413,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     per_call.add_argument(
         "--no-per-call", action="store_true", help="skip the one-thread torch per-call cases"
     )
+    per_call.add_argument(
+        "--contention",
+        action="store_true",
+        help="only the cases beside busy processes, at one torch thread and with "
+        "OMP_NUM_THREADS=1 (about 3 min)",
+    )
+    ap.add_argument("--no-contention", action="store_true", help="skip the contention cases")
     ap.add_argument(
         "--out",
         type=Path,
@@ -416,7 +427,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = ap.parse_args(argv)
     if args.out is None:
-        args.out = ROOT / ("build" if args.per_call else "docs") / "benchmarks"
+        only = args.per_call or args.contention
+        args.out = ROOT / ("build" if only else "docs") / "benchmarks"
+    if args.contention:
+        args.no_memory = args.no_per_call = True
     if args.per_call:
         args.sizes = args.sizes or list(PER_CALL_OTHER_SIZES)
         args.dtypes, args.modes, args.reductions = ["float32"], ["fwd"], ["mean"]
@@ -618,6 +632,7 @@ def evaluate_targets(
     memory: list[dict[str, Any]],
     sizes: list[int],
     per_call: list[dict[str, Any]],
+    contention: list[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     index = _index(records)
     out = [_time_target(index, sizes, *t) for t in TIME_TARGETS]
@@ -673,6 +688,13 @@ def evaluate_targets(
             row["stretch"] = _per_call.MLP_STRETCH
             row["detail"] += f"; stretch <= {_per_call.MLP_STRETCH:g} {met}"
         out.append(row)
+    # beside other work: the worst cell of each criterion (every cell: the report's table)
+    for desc, value, limit, where in _contention.summary_targets(contention):
+        k += 1
+        out.append({"id": f"T{k}", "target": desc, "n": None, "measured_n": None,
+                    "threshold": limit, "unit": "ratio", "value": value, "paired": None,
+                    "detail": where,
+                    "status": "not measured" if value is None else _status(value <= limit, True)})
     return out
 
 
@@ -748,15 +770,16 @@ def main(argv: list[str] | None = None) -> int:
         f"({info['usable_cpus']} usable cores)",
         flush=True,
     )
-    records = run_timings(args, libs, sizes)
+    records = [] if args.contention else run_timings(args, libs, sizes)
     per_call = [] if args.no_per_call else run_per_call(args, libs)
+    contention = [] if args.no_contention else _contention.evaluate(_contention.run(libs))
     t_timing = time.perf_counter() - t0
     memory: list[dict[str, Any]] = []
     if not args.no_memory:
         print(f"memory: float32, n={fmt_n(mem_n)}, one child process per measurement", flush=True)
         memory = run_memory(args, mem_n)
-    targets = evaluate_targets(records, memory, sizes, per_call)
-    if args.per_call:  # the rest would be "not measured" or measured at another size
+    targets = evaluate_targets(records, memory, sizes, per_call, contention)
+    if args.per_call or args.contention:  # the rest would be "not measured" or elsewhere
         targets = [t for t in targets if t["status"] in ("PASS", "FAIL")]
     with contextlib.suppress(OSError):
         info["loadavg_end"] = os.getloadavg()
@@ -775,7 +798,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": round(time.perf_counter() - t0, 1),
         "skipped": libs.missing,
     }
-    paths = write_all(args.out, meta, records, memory, targets, per_call)
+    paths = write_all(args.out, meta, records, memory, targets, per_call, contention)
     print()
     print(paths["tables"])
     print(f"total {meta['total_seconds']:.0f} s")
