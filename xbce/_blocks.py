@@ -109,8 +109,10 @@ def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[
     op on a block runs as one task, whose vectorised loops group the elements as one
     task over the whole tensor does (its scalar remainder loop, where ``exp`` may round
     differently, runs at the tensor's end only): a block's result is that of one thread
-    over the whole tensor, at every thread count. Blocks of rows do not have that
-    property."""
+    over the whole tensor, at every thread count. Blocks of rows have it too where
+    each block starts a multiple of 64 elements (four AVX-512 vectors) from the start
+    (:func:`_rows_per_block`) and the arrays the library's transcendental functions
+    take are C-contiguous (the torch backend cuts no other)."""
     shape = tuple(like.shape)
     present = [a for a in arrays if a is not None]
     if all(a.ndim == 0 or (tuple(a.shape) == shape and contiguous(a)) for a in present):
@@ -125,6 +127,16 @@ def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[
     return shape[0], lead
 
 
+def _rows_per_block(row: int) -> int:
+    """Rows (of ``row`` elements) per block: at most :data:`BLOCK` elements, a multiple
+    of 64 elements where that allows it (rows of up to 512 elements, or of a multiple
+    of 64/2^k elements up to 2^k * 512), so that a vectorised loop over a block groups
+    its elements as one over the whole array does."""
+    step = max(1, BLOCK // max(row, 1))
+    align = 64 // math.gcd(row, 64)
+    return step - step % align if step >= align else step
+
+
 def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, ...],
             dtype: DType, reduction: str, ops: Ops, *, threads: int = 1,
             contiguous: Callable[[Array], bool], quiet: Quiet = contextlib.nullcontext) -> Array:
@@ -135,7 +147,7 @@ def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, .
     xp = ops.xp
     length, cut = _slicer(like, arrays, contiguous)
     row = numel(like) // length if length else 1
-    step = max(1, BLOCK // max(row, 1))
+    step = _rows_per_block(row)
     bounds = [(i, min(i + step, length)) for i in range(0, length, step)]
     acc = xp.float32 if is_half(dtype) else dtype
     out = xp.empty(tuple(like.shape), dtype=dtype) if reduction == NONE else None

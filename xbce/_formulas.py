@@ -129,6 +129,11 @@ class Ops:
         """``1 / (1 + exp(-x))`` (half types in float32, rounded once)."""
         return self.in_float32(lambda v: 1.0 / (1.0 + self.xp.exp(-v)), x)
 
+    def logit(self, x: Array) -> Array:
+        """``log(x / (1 - x))``, unclamped (torch's ``at::logit``, whose own kernel torch
+        hands: on a non-contiguous tensor it runs a scalar loop with glibc's ``log``)."""
+        return self.log(x / (1.0 - x))
+
     def in_float32(self, fn: Callable[[Array], Array], x: Array) -> Array:
         """``fn(x)``, for half types evaluated in float32 and rounded once (torch's opmath)."""
         if is_half(x.dtype):
@@ -387,7 +392,7 @@ class _BCE(_Loss):
         log(x / (1 - x))``, unclamped: +inf at ``x = 0``, -inf at ``x = 1``."""
         w = None if w is None else _weight_as_expanded(w, x, ops)
         if wrt == "target":
-            return GradTerms(-ops.log(x / (1.0 - x)), None, w, count, y.dtype)
+            return GradTerms(-ops.logit(x), None, w, count, y.dtype)
         d = (1.0 - x) * x
         if dtype_name(x.dtype) == "float16":
             # eps is 0: std::max(d, 0) as torch's scalar kernel has it, d unless d < 0,

@@ -53,7 +53,7 @@ def _extrema(a: Array) -> tuple[Any, Any]:
 #: array-api-compat's torch namespace, and the primitives the formulas get
 COMPAT = array_namespace(torch.empty(0))
 OPS = formulas.Ops(
-    COMPAT, log_sigmoid=torch.nn.functional.logsigmoid, sigmoid=torch.sigmoid,
+    COMPAT, log_sigmoid=torch.nn.functional.logsigmoid, sigmoid=torch.sigmoid, logit=torch.logit,
     minimum=torch.minimum, clamp_min=torch.clamp_min, clamp_max=torch.clamp_max,
     sum=torch.sum, mean=torch.mean, astype=torch.Tensor.to, result_type=torch.promote_types,
     extrema=_extrema,
@@ -128,6 +128,14 @@ def _contiguous(a: Array) -> bool:
     return bool(a.is_contiguous())
 
 
+def _blocked(x: Array, t: Array) -> bool:
+    """Whether to evaluate in blocks: large contiguous CPU tensors. torch's kernels
+    loop over a non-contiguous tensor in its own order (a scalar loop, or vectorised
+    along its unit stride), which blocks of it would not reproduce: whole tensors then."""
+    return bool(x.is_cpu and x.numel() >= _blocks.BLOCKED_FROM and x.is_contiguous()
+                and t.is_contiguous())
+
+
 def _block_options() -> dict[str, Any]:
     """How blocks run: on xbce's pool with as many threads as torch may use now (one
     in a DataLoader worker), each block's ops on its thread (``_blocks``), recording
@@ -139,7 +147,7 @@ def _block_options() -> dict[str, Any]:
 def _forward(call: Call) -> Array:
     """The loss of checked tensors, outside autograd: whole tensors, or blocks."""
     x, t = call.input, call.target
-    if call.lazy or x.numel() < _blocks.BLOCKED_FROM or not x.is_cpu:
+    if call.lazy or not _blocked(x, t):
         return formulas.loss(call, OPS)
     arrays = (x, t, call.weight, call.pos_weight)
     return _blocks.reduced(call.loss.elementwise, x, arrays, call.loss.dtype(x, t),
@@ -155,7 +163,7 @@ def _chain(loss: Loss, wrt: str, reduction: str, g: Array, x: Array, t: Array,
     (see ``GradTerms``)."""
     like = x if wrt == "input" else t
     count = math.prod(like.shape) if reduction == formulas.MEAN else None
-    if blocks and like.is_cpu and like.numel() >= _blocks.BLOCKED_FROM:
+    if blocks and _blocked(x, t):
         fn = partial(formulas.elementwise_gradient, loss, wrt, count)
         return _blocks.reduced(fn, like, (g, x, t, w, p), like.dtype, formulas.NONE, OPS,
                                **_block_options())
