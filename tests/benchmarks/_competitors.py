@@ -34,6 +34,9 @@ DTYPES = ("float32", "float64")
 SKLEARN_MAX_N = 10**7
 #: the size of the ``torch.compile`` competitors (compiling at every size costs minutes)
 COMPILE_N = 10**6
+#: from this size on, BCE's float32 forward ``mean`` case also times the floors
+FLOOR_N = 10**6
+FLOOR_READ, FLOOR_LOGS = "floor: read inputs (jit)", "floor: two logs (jit)"
 #: ``torch``'s backward epsilon (``(1 - x) * x`` is clamped below by it).
 EPS = 1e-12
 
@@ -326,6 +329,27 @@ def _log_loss(libs: Libs, y: np.ndarray, p: np.ndarray) -> Any:
         return libs.log_loss(y, p)
 
 
+def _floors(jax: Any, jnp: Any, p: Any, y: Any) -> list[Competitor]:
+    """The floor of the work at scale, jitted JAX (one fused pass each): reading both
+    inputs (their sums), and the two logs of BCE (``sum(log(p)) + sum(log1p(-p))``).
+    They compute no loss: their result is not compared."""
+    def read(a: Any, b: Any) -> Any:
+        return jnp.sum(a) + jnp.sum(b)
+
+    def logs(a: Any, b: Any) -> Any:
+        return jnp.sum(jnp.log(a)) + jnp.sum(jnp.log1p(-a))
+
+    def floor(f: Callable[..., Any]) -> Callable[[], Any]:
+        g = jax.jit(f)
+
+        def run() -> None:
+            jax.block_until_ready(g(p, y))
+
+        return run
+
+    return [Competitor("jax", FLOOR_READ, floor(read)), Competitor("jax", FLOOR_LOGS, floor(logs))]
+
+
 def _jax(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Competitor]:
     jax, jnp = libs.jax, libs.jnp
     j = data.jax
@@ -379,6 +403,8 @@ def _jax(libs: Libs, data: Data, family: str, r: str, mode: str) -> list[Competi
     if mode == "fwd":
         comps = [
             Competitor("jax", "jnp formula jit", ready(jax.jit(hand), inp, y), "base"),
+            *(_floors(jax, jnp, inp, y) if family == "probs" and r == "mean" and n >= FLOOR_N
+              else []),
             Competitor("jax", "xbce jit", ready(jax.jit(ours), inp, y)),
             # eager: xbce checks values (one host sync), then runs its own jitted core
             Competitor("jax", "xbce eager", ready(ours, inp, y)),

@@ -295,6 +295,7 @@ def _markdown(
             timing_table(per_call),
             "",
         ]
+    lines += floors(records)
     if contention:
         from _contention import GROWTH_LIMIT
         from _contention import table as contention_table
@@ -325,6 +326,46 @@ def _markdown(
         METHOD,
     ]
     return "\n".join(lines)
+
+
+def floors(records: list[dict[str, Any]]) -> list[str]:
+    """Each xbce's forward ``mean`` time at the largest float32 size with floors, as a
+    multiple of the floors timed in the same run (BCE's case; BCE with logits' reads
+    the same inputs)."""
+    from _competitors import FLOOR_LOGS, FLOOR_READ
+
+    def at(family: str, n: int, who: str) -> dict[str, Any] | None:
+        return next((r for r in records if (r["family"], r["n"], r["dtype"], r["reduction"],
+                                           r["mode"]) == (family, n, "float32", "mean", "fwd")
+                     and f"{r['backend']}:{r['competitor']}" == who), None)
+
+    sizes = [r["n"] for r in records if r["competitor"] == FLOOR_READ]
+    if not sizes:
+        return []
+    n = max(sizes)
+    read, logs = at("probs", n, f"jax:{FLOOR_READ}"), at("probs", n, f"jax:{FLOOR_LOGS}")
+    if read is None or logs is None:  # timed only in BCE's case
+        return []
+    rows = []
+    for family in ("probs", "logits"):
+        for who in ("torch:F.binary_cross_entropy" + ("_with_logits" if family == "logits"
+                                                      else ""),
+                    "torch:xbce", "numpy:xbce", "jax:xbce jit", "jax:jnp formula jit"):
+            r = at(family, n, who)
+            if r is not None:
+                ms = r["median_ms"]
+                rows.append([family, who, f"{ms:.3g}", f"{ms / read['median_ms']:.1f}",
+                             f"{ms / logs['median_ms']:.1f}"])
+    return [
+        f"### The floor at scale (float32, n={fmt_n(n)}, mean, forward)",
+        "",
+        f"Timed in this run, jitted JAX, one fused pass each: reading both inputs "
+        f"{read['median_ms']:.3g} ms; BCE's two logs (`log(p)`, `log1p(-p)`) "
+        f"{logs['median_ms']:.3g} ms. Each time below as a multiple of them.",
+        "",
+        md_table(["loss", "who", "ms", "x read floor", "x two-logs floor"], rows, "llrrr"),
+        "",
+    ]
 
 
 def _plot(path: Path, records: list[dict[str, Any]]) -> bool:

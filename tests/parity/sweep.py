@@ -28,6 +28,12 @@ to zero on the CPU: its cells are judged against torch given the flushed inputs
 subnormal input, and the worst error against torch on the unflushed inputs, are
 reported beside them.
 
+Layouts: float32 and float64, ``reduction='none'``, every weighting, on inputs of
+2^18 + 1 elements (the 5 x 52429 corpus as 52429 x 5: xbce cuts NumPy arrays and torch
+tensors into blocks from 2^18 elements) and on transposed (non-contiguous) inputs (the corpus' 100 x 1000
+transposed; ``weight``/``pos_weight`` then have 100 entries), torch's reference
+computed on the same layout: reported apart from the main grid.
+
 Mixed dtypes (``mixed.py``): BCE-with-logits with every (input, target, weight,
 pos_weight) dtype combination torch accepts, bit-identical share per backend.
 
@@ -91,6 +97,10 @@ REDUCTIONS = ("none", "mean", "sum")
 QUANTITIES = ("fwd", "grad_input", "grad_target")
 Q_NAMES = {"fwd": "forward", "grad_input": "d/d input", "grad_target": "d/d target"}
 DTYPES = ("float16", "bfloat16", "float32", "float64")
+#: the layout cells' shapes and dtypes: 2^18 + 1 elements (blocks), and transposed
+LAYOUTS = ("2^18+1 elements", "transposed")
+LAYOUT_SHAPE = (5, 52429)
+LAYOUT_DTYPES = ("float32", "float64")
 
 
 def tolerance_quantity(loss: str, weighting: str, reduction: str, q: str) -> str:
@@ -313,10 +323,12 @@ class Cell:
     worst: dict[str, Any] = field(default_factory=dict)
     worst_exact: dict[str, Any] = field(default_factory=dict)
     torch_worst_exact: dict[str, Any] = field(default_factory=dict)
+    layout: str = "contiguous"
 
     @property
     def case(self) -> str:
-        return f"{self.loss} {self.quantity} {self.weighting} {self.reduction}"
+        where = "" if self.layout == "contiguous" else f" [{self.layout}]"
+        return f"{self.loss} {self.quantity} {self.weighting} {self.reduction}{where}"
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -432,6 +444,7 @@ class Sweep:
     seed: int
     log: Callable[[str], None] = print
     cells: list[Cell] = field(default_factory=list)
+    layout_cells: list[Cell] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -448,14 +461,36 @@ class Sweep:
             for dtype in self.dtypes:
                 users = [b for b in self.backends if dtype in b.dtypes]
                 if users:
-                    self._dtype(loss, c, dtype, users)
+                    self._dtype(loss, make_inputs(c, dtype), dtype, users)
 
-    def _dtype(self, loss: str, c: Corpus, dtype: str, users: list[Backend]) -> None:
-        inp = make_inputs(c, dtype)
+    def run_layouts(self) -> None:
+        """The layout cells (see the module), into :attr:`layout_cells`."""
+        main, self.cells = self.cells, self.layout_cells
+        try:
+            for loss in LOSSES:
+                big = corpus(loss, *LAYOUT_SHAPE, self.seed)
+                square = corpus(loss, self.rows, self.cols, self.seed)
+                for dtype in (d for d in LAYOUT_DTYPES if d in self.dtypes):
+                    users = [b for b in self.backends if dtype in b.dtypes]
+                    for layout in LAYOUTS if users else ():
+                        if layout == "transposed":
+                            a = make_inputs(square, dtype)
+                            inp = Inputs(a.x.t(), a.y.t(), a.w[: self.rows], a.p[: self.rows],
+                                         a.g.t())
+                        else:  # tall, so that Dask's test arrays get few chunks
+                            a, tall = make_inputs(big, dtype), LAYOUT_SHAPE[::-1]
+                            inp = Inputs(a.x.reshape(tall), a.y.reshape(tall), a.w[: tall[1]],
+                                         a.p[: tall[1]], a.g.reshape(tall))
+                        self._dtype(loss, inp, dtype, users, ("none",), layout)
+        finally:
+            self.cells = main
+
+    def _dtype(self, loss: str, inp: Inputs, dtype: str, users: list[Backend],
+               reductions: tuple[str, ...] = REDUCTIONS, layout: str = "contiguous") -> None:
         inp_ftz = inp.flushed() if any(b.flushes_subnormals for b in users) else None
         ftype = exact_type(dtype)
         for weighting in WEIGHTINGS[loss]:
-            for reduction in REDUCTIONS:
+            for reduction in reductions:
                 t0 = time.perf_counter()
                 ref = torch_reference(loss, weighting, reduction, inp)
                 ex = self._exact(loss, dtype, weighting, reduction, inp, ftype)
@@ -477,7 +512,8 @@ class Sweep:
                         (inp_ftz, ref_f, ex_f, sc_f) if ftz else (inp, ref, ex, sc)
                     )
                     self._cells(
-                        b, loss, dtype, weighting, reduction, b_inp, b_ref, ref, b_ex, tve, b_sc
+                        b, loss, dtype, weighting, reduction, b_inp, b_ref, ref, b_ex, tve, b_sc,
+                        layout,
                     )
 
     def _exact(
@@ -527,6 +563,7 @@ class Sweep:
         ex: dict[str, np.ndarray] | None,
         tve: dict[str, Any],
         sc: dict[str, Any],
+        layout: str = "contiguous",
     ) -> None:
         key = f"{b.name} {dtype}"
         t0 = time.perf_counter()
@@ -539,6 +576,7 @@ class Sweep:
                 reduction,
                 q,
                 tolerance_quantity=tolerance_quantity(loss, weighting, reduction, q),
+                layout=layout,
             )
             for q in QUANTITIES
         ]
@@ -711,6 +749,9 @@ def main(argv: list[str] | None = None) -> int:
         log=print if args.verbose else (lambda s: None),
     )
     sweep.run()
+    t1 = time.perf_counter()
+    sweep.run_layouts()
+    sweep.timings["layouts"] = time.perf_counter() - t1
     mixed_cells = []
     if not args.no_mixed:
         import mixed
@@ -747,16 +788,18 @@ def main(argv: list[str] | None = None) -> int:
         "seconds_per_backend_dtype": {k: round(v, 1) for k, v in sweep.timings.items()},
     }
     paths = write_reports(
-        sweep.cells, meta, args.out, name, plot=not args.no_plot, mixed=mixed_cells
+        sweep.cells, meta, args.out, name, plot=not args.no_plot, mixed=mixed_cells,
+        layouts=sweep.layout_cells,
     )
-    failed = [c for c in sweep.cells if not c.passed]
+    failed = [c for c in sweep.cells + sweep.layout_cells if not c.passed]
     mixed_failed = []
     if mixed_cells:
         import mixed
 
         mixed_failed = mixed.failing(mixed_cells)
         print(f"\nmixed dtypes: {len(mixed_cells)} combinations, {len(mixed_failed)} failing")
-    print(f"\n{len(sweep.cells)} cells, {len(failed)} failing, {elapsed:.0f} s")
+    print(f"\n{len(sweep.cells)} cells and {len(sweep.layout_cells)} layout cells, "
+          f"{len(failed)} failing, {elapsed:.0f} s")
     for p in paths:
         print(f"wrote {p}")
     if not args.update_docs and args.out == ROOT / "build/parity":
