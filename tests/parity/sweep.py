@@ -30,9 +30,9 @@ reported beside them.
 
 Layouts: float32 and float64, ``reduction='none'``, every weighting, on inputs of
 2^18 + 1 elements (the 5 x 52429 corpus as 52429 x 5: xbce cuts NumPy arrays and torch
-tensors into blocks from 2^18 elements) and on transposed (non-contiguous) inputs (the corpus' 100 x 1000
-transposed; ``weight``/``pos_weight`` then have 100 entries), torch's reference
-computed on the same layout: reported apart from the main grid.
+tensors into blocks from 2^18 elements) and on transposed (non-contiguous) inputs (the
+corpus' 100 x 1000 transposed; ``weight``/``pos_weight`` then have 100 entries), torch's
+reference computed on the same layout: reported apart from the main grid.
 
 Mixed dtypes (``mixed.py``): BCE-with-logits with every (input, target, weight,
 pos_weight) dtype combination torch accepts, bit-identical share per backend.
