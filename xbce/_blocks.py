@@ -3,12 +3,12 @@
 The formula runs on blocks of :data:`BLOCK` elements, so that its temporaries stay in
 cache instead of making several passes over full-size arrays; ``mean``/``sum`` then
 never hold more than a block of losses (bounded memory), and blocks run on one thread
-pool (NumPy and torch release the GIL). The pool is the only parallelism: a block is
-torch's intra-op grain, so torch runs each op on a block on the thread that calls it
-and never forks its own threads under xbce's (two pools nested fight for the cores as
-soon as another process wants one: a call took 8x torch's time beside two busy
-processes). The backend that calls this module decides whether an array is cut at
-all (:data:`BLOCKED_FROM`), on how many threads, and hands the formula and its
+pool (NumPy and torch release the GIL). The pool is the only parallelism: torch's
+blocks run on threads set to one intra-op thread (:data:`Workers`), so torch never
+forks its own threads under xbce's (two pools nested fight for the cores as soon
+as another process wants one: a call took 8x torch's time beside two busy processes).
+The backend that calls this module decides whether an array is cut at all
+(:data:`BLOCKED_FROM`), on how many threads, and hands the formula and its
 :class:`~._formulas.Ops`; nothing here knows a library by name.
 
 ``fn(*arrays, ops)`` must be elementwise in its arrays (each either ``like``'s shape or
@@ -28,9 +28,8 @@ from ._formulas import MEAN, NONE, Ops, is_half, numel
 from ._typing import Array, DType
 
 Quiet = Callable[[], contextlib.AbstractContextManager[object]]
-#: Elements per block: torch's intra-op grain (``at::internal::GRAIN_SIZE``: an op on
-#: this many elements runs on its caller's thread); 128 KiB per float32 temporary.
-BLOCK = 1 << 15
+#: Elements per block: 2**16 float32 values are 256 KiB per temporary (L2-sized).
+BLOCK = 1 << 16
 #: Arrays from this many elements on are worth cutting into blocks.
 BLOCKED_FROM = 1 << 18
 
@@ -46,19 +45,27 @@ def cores() -> int:
     return min(n, int(limit)) if limit.isdigit() and int(limit) > 0 else n
 
 
-# One pool per thread count, created on first use. A child made by ``fork`` inherits
-# the pool objects but none of their threads: work submitted there would wait forever.
-# So the child forgets them (``os.register_at_fork``) and makes its own on first use.
-# Idle workers exit when the interpreter does (ThreadPoolExecutor joins them at exit).
-_pools: dict[int, ThreadPoolExecutor] = {}
+#: How a library's work runs on the threads that take blocks: ``(in_worker, after)``:
+#: ``in_worker()`` runs once in each of a pool's threads when it starts, and in the
+#: calling thread before it takes blocks (torch: one intra-op thread); ``after()`` in
+#: the calling thread when every block is done (torch: its thread count again).
+Workers = tuple[Callable[[], object], Callable[[], object]]
+
+# One pool per thread count (and library setup), created on first use. A child made by
+# ``fork`` inherits the pool objects but none of their threads: work submitted there
+# would wait forever. So the child forgets them (``os.register_at_fork``) and makes its
+# own on first use. Idle workers exit when the interpreter does.
+_pools: dict[tuple[int, object], ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
 
 
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(threads: int, workers: Workers | None) -> ThreadPoolExecutor:
+    in_worker = None if workers is None else workers[0]
     with _pools_lock:
-        pool = _pools.get(threads)
+        pool = _pools.get((threads, in_worker))
         if pool is None:
-            pool = _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="xbce")
+            pool = _pools[(threads, in_worker)] = ThreadPoolExecutor(
+                threads, thread_name_prefix="xbce", initializer=in_worker)
         return pool
 
 
@@ -74,11 +81,17 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_forget_pools)
 
 
-def _run(run: Callable[[int], None], count: int, threads: int) -> None:
+def _run(run: Callable[[int], None], count: int, threads: int, workers: Workers | None
+         ) -> None:
     """``run(k)`` for every block ``k``: this thread and ``threads - 1`` of the pool's
-    each take the next block until none is left (a busy core's worker takes fewer:
-    nothing waits for it but the last block it took). This thread alone when no pool
-    can take work (interpreter shutdown)."""
+    each take the next block until none is left (a busy core's thread takes fewer:
+    nothing waits for it but the last block it took), set up as ``workers`` says. This
+    thread alone, as it is, for one thread or block, or when no pool can take work
+    (interpreter shutdown)."""
+    if threads <= 1 or count <= 1:
+        for k in range(count):
+            run(k)
+        return
     blocks, lock = iter(range(count)), threading.Lock()
 
     def work() -> None:
@@ -91,12 +104,17 @@ def _run(run: Callable[[int], None], count: int, threads: int) -> None:
 
     futures = []
     with contextlib.suppress(RuntimeError):  # "cannot schedule new futures after shutdown"
-        futures = [_pool(threads - 1).submit(work) for _ in range(min(threads, count) - 1)]
+        pool = _pool(threads - 1, workers)
+        futures = [pool.submit(work) for _ in range(min(threads, count) - 1)]
     try:
+        if workers is not None:
+            workers[0]()
         work()
     finally:
         for future in futures:
             future.result()
+        if workers is not None:
+            workers[1]()
 
 
 def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[[Array], bool]
@@ -105,11 +123,11 @@ def _slicer(like: Array, arrays: tuple[Array | None, ...], contiguous: Callable[
     ``like``'s shape and is C-contiguous or is 0-d (a ``mean``'s upstream gradient, a
     scalar weight), the common case; else along the leading axis.
 
-    Flat blocks are :data:`BLOCK` elements, torch's intra-op grain (32768): each torch
-    op on a block runs as one task, whose vectorised loops group the elements as one
-    task over the whole tensor does (its scalar remainder loop, where ``exp`` may round
-    differently, runs at the tensor's end only): a block's result is that of one thread
-    over the whole tensor, at every thread count. Blocks of rows have it too where
+    Flat blocks are :data:`BLOCK` elements, each torch op on a block one task (one
+    intra-op thread), whose vectorised loops group the elements as one task over the
+    whole tensor does (its scalar remainder loop, where ``exp`` may round differently,
+    runs at the tensor's end only): a block's result is that of one thread over the
+    whole tensor, at every thread count. Blocks of rows have it too where
     each block starts a multiple of 64 elements (four AVX-512 vectors) from the start
     (:func:`_rows_per_block`) and the arrays the library's transcendental functions
     take are C-contiguous (the torch backend cuts no other)."""
@@ -139,11 +157,13 @@ def _rows_per_block(row: int) -> int:
 
 def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, ...],
             dtype: DType, reduction: str, ops: Ops, *, threads: int = 1,
-            contiguous: Callable[[Array], bool], quiet: Quiet = contextlib.nullcontext) -> Array:
+            workers: Workers | None = None, contiguous: Callable[[Array], bool],
+            quiet: Quiet = contextlib.nullcontext) -> Array:
     """``reduce(fn(*arrays, ops), reduction)`` evaluated block by block (``none``: the
-    elementwise result, written block by block into one array). ``quiet()`` is entered
-    in each block's thread: it silences the library's warnings of intended values
-    (NumPy) or records no graph there (torch: grad mode is per thread)."""
+    elementwise result, written block by block into one array), on ``threads`` threads
+    (``workers``: see :data:`Workers`). ``quiet()`` is entered in each block's thread:
+    it silences the library's warnings of intended values (NumPy) or records no graph
+    there (torch: grad mode is per thread)."""
     xp = ops.xp
     length, cut = _slicer(like, arrays, contiguous)
     row = numel(like) // length if length else 1
@@ -165,8 +185,7 @@ def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, .
             else:
                 sums[k] = ops.sum(part, dtype=acc)  # type: ignore[index]
 
-    # a block of rows longer than BLOCK would fork torch's pool inside xbce's
-    _run(run, len(bounds), threads if step * row <= BLOCK else 1)
+    _run(run, len(bounds), threads, workers)
     if out is not None:
         return out
     total = ops.sum(sums, dtype=acc)
