@@ -471,8 +471,9 @@ def layout_markdown(cells: list[Any]) -> list[str]:
         "#### Layouts",
         "",
         "`reduction='none'`, every weighting (worst shown), torch's reference on the same "
-        "layout: 2^18 + 1 elements (52429 x 5, evaluated in blocks on NumPy and torch CPU) "
-        "and the 100 x 1000 corpus transposed (non-contiguous).",
+        "layout: 2^18 + 1 elements (52429 x 5, in blocks on NumPy) and 2^21 + 1 (699051 x 3, "
+        "in blocks on NumPy and torch CPU), and the 100 x 1000 corpus transposed "
+        "(non-contiguous).",
         "",
         "| backend | dtype | layout | loss | quantity | worst ulp vs torch | bit-identical "
         "| tolerance | status |",

@@ -29,10 +29,11 @@ subnormal input, and the worst error against torch on the unflushed inputs, are
 reported beside them.
 
 Layouts: float32 and float64, ``reduction='none'``, every weighting, on inputs of
-2^18 + 1 elements (the 5 x 52429 corpus as 52429 x 5: xbce cuts NumPy arrays and torch
-tensors into blocks from 2^18 elements) and on transposed (non-contiguous) inputs (the
-corpus' 100 x 1000 transposed; ``weight``/``pos_weight`` then have 100 entries), torch's
-reference computed on the same layout: reported apart from the main grid.
+2^18 + 1 elements (52429 x 5: xbce cuts NumPy arrays into blocks from 2^18 elements)
+and 2^21 + 1 (699051 x 3: contiguous torch CPU tensors from 2^21), and on transposed
+(non-contiguous) inputs (the corpus' 100 x 1000 transposed; ``weight``/``pos_weight``
+then have 100 entries), torch's reference computed on the same layout: reported apart
+from the main grid.
 
 Mixed dtypes (``mixed.py``): BCE-with-logits with every (input, target, weight,
 pos_weight) dtype combination torch accepts, bit-identical share per backend.
@@ -97,9 +98,9 @@ REDUCTIONS = ("none", "mean", "sum")
 QUANTITIES = ("fwd", "grad_input", "grad_target")
 Q_NAMES = {"fwd": "forward", "grad_input": "d/d input", "grad_target": "d/d target"}
 DTYPES = ("float16", "bfloat16", "float32", "float64")
-#: the layout cells' shapes and dtypes: 2^18 + 1 elements (blocks), and transposed
-LAYOUTS = ("2^18+1 elements", "transposed")
-LAYOUT_SHAPE = (5, 52429)
+#: the layout cells: one element past the sizes from which xbce cuts blocks (NumPy:
+#: 2^18, torch CPU: 2^21), corpus shapes that make them (tall below), and transposed
+LAYOUTS = {"2^18+1 elements": (5, 52429), "2^21+1 elements": (3, 699051), "transposed": None}
 LAYOUT_DTYPES = ("float32", "float64")
 
 
@@ -468,20 +469,20 @@ class Sweep:
         main, self.cells = self.cells, self.layout_cells
         try:
             for loss in LOSSES:
-                big = corpus(loss, *LAYOUT_SHAPE, self.seed)
-                square = corpus(loss, self.rows, self.cols, self.seed)
-                for dtype in (d for d in LAYOUT_DTYPES if d in self.dtypes):
-                    users = [b for b in self.backends if dtype in b.dtypes]
-                    for layout in LAYOUTS if users else ():
-                        if layout == "transposed":
-                            a = make_inputs(square, dtype)
+                for layout, shape in LAYOUTS.items():
+                    c = corpus(loss, *(shape or (self.rows, self.cols)), self.seed)
+                    for dtype in (d for d in LAYOUT_DTYPES if d in self.dtypes):
+                        users = [b for b in self.backends if dtype in b.dtypes]
+                        a = make_inputs(c, dtype)
+                        if shape is None:
                             inp = Inputs(a.x.t(), a.y.t(), a.w[: self.rows], a.p[: self.rows],
                                          a.g.t())
                         else:  # tall, so that Dask's test arrays get few chunks
-                            a, tall = make_inputs(big, dtype), LAYOUT_SHAPE[::-1]
+                            tall = shape[::-1]
                             inp = Inputs(a.x.reshape(tall), a.y.reshape(tall), a.w[: tall[1]],
                                          a.p[: tall[1]], a.g.reshape(tall))
-                        self._dtype(loss, inp, dtype, users, ("none",), layout)
+                        if users:
+                            self._dtype(loss, inp, dtype, users, ("none",), layout)
         finally:
             self.cells = main
 
