@@ -20,7 +20,7 @@ import pytest
 from backends import BACKENDS
 
 import xbce
-from xbce import _backends, _blocks
+from xbce import _backends, _blocks, _numpy
 
 pytestmark = pytest.mark.skipif("numpy" not in BACKENDS, reason="runs in the numpy session")
 
@@ -39,7 +39,7 @@ def numpy_backend() -> Iterator[Any]:
     from xbce._typing import Call
 
     backend, _ = _backends.of(Call(BCE, np.zeros(1), np.zeros(1), None, None, "mean"))
-    assert isinstance(backend, _backends.NumPy)  # cached: the one every NumPy call takes
+    assert isinstance(backend, _numpy.NumPy)  # cached: the one every NumPy call takes
     before = backend.threads
     yield backend
     backend.threads = before

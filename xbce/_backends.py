@@ -1,166 +1,49 @@
-"""Which backend computes a call, and the backends of the array API libraries.
+"""Which backend computes a call: one small object per library (as in einops'
+``_backends``), made once and cached by array type; :func:`of` picks it once per call.
 
-A backend is one small object per library (as in einops' ``_backends``), made once and
-cached by array type; :func:`of` picks it once per call. Each owns its library's whole
-call path, which runs one way, down: the argument checks (``_checks``), then the
-formulas (``_formulas``) on the primitives it chose once (its ``ops``), or blocks of them
-(``_blocks``). Nothing calls back into the backend.
+Each backend owns its library's whole call path, which runs one way, down: the argument
+checks (``_checks``), then the formulas (``_formulas``) on the primitives it chose once
+(its ``ops``), or blocks of them (``_blocks``). Nothing calls back into the backend.
+Each lives in its own module, imported when its library's arrays first arrive:
 
-=================  ===================================================================
-backend            its call path
-=================  ===================================================================
-:class:`ArrayAPI`  any library array-api-compat knows (CuPy, array-api-strict, ...):
-                   checks (values unless array-api-compat calls the arrays lazy), the
-                   formulas in one go; gradients by the explicit ``*_backward``
-:class:`NumPy`     as ``ArrayAPI``, large arrays in blocks on a thread pool, NumPy's own
-                   primitives where they are faster or closer to glibc's; 0-d results
-                   are arrays
-``_torch.Torch``   autograd, ``torch.compile``, ``torch.func``, autocast; large CPU
-                   tensors in blocks (imported for torch tensors only)
-``_jax.Jax``       ``jax.custom_jvp`` with torch's gradients, ``jit``, checkify
-                   (imported for JAX arrays only)
-``_dask.Dask``     one ``map_blocks`` of checked NumPy chunk kernels (imported for Dask
-                   arrays only)
-=================  ===================================================================
+=====================  ===============================================================
+backend                its call path
+=====================  ===============================================================
+``_numpy.NumPy``       checks with values, the formulas; large arrays in blocks on a
+                       thread pool; NumPy's own primitives where they are faster or
+                       closer to glibc's; 0-d results are arrays
+``_torch.Torch``       autograd, ``torch.compile``, ``torch.func``, autocast; large CPU
+                       tensors in blocks
+``_jax.Jax``           ``jax.custom_jvp`` with torch's gradients, ``jit``, checkify
+``_dask.Dask``         one ``map_blocks`` of checked NumPy chunk kernels
+``_array_api.ArrayAPI``  any other library array-api-compat knows (CuPy,
+                       array-api-strict, ...): checks (values unless array-api-compat
+                       calls the arrays lazy), the formulas in one go
+=====================  ===============================================================
 
-NumPy arrays and Python scalars that join another library's arrays are converted to it
+The explicit ``*_backward`` functions give gradients on every backend. NumPy arrays and
+Python scalars that join another library's arrays are converted to it
 (:func:`one_library`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import importlib
 import sys
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
-from . import _blocks, _checks, _private
-from . import _formulas as formulas
+from . import _checks
 from ._compat import (
     array_namespace,
     device,
     is_dask_namespace,
     is_jax_namespace,
-    is_lazy_array,
     is_numpy_namespace,
     is_torch_namespace,
 )
-from ._typing import Array, Backend, Call, DType, Namespace
+from ._typing import Array, Backend, Call, Namespace
 
-_NO_CONTEXT = contextlib.nullcontext()
 _SCALARS = (bool, int, float)
-
-
-def _quiet() -> contextlib.AbstractContextManager[object]:
-    """Silences NumPy's warnings of intended values (``log(0)``, ``0 * inf``), which
-    libraries built on NumPy (array-api-strict) raise too."""
-    np = sys.modules.get("numpy")
-    if np is None:
-        return _NO_CONTEXT
-    return np.errstate(divide="ignore", invalid="ignore", over="ignore")  # type: ignore[no-any-return]
-
-
-class ArrayAPI:
-    """An array API library (CuPy, array-api-strict, ...): values are read unless
-    array-api-compat calls an array lazy, the formulas run in one go, and there is no
-    autodiff (the explicit ``*_backward`` functions give gradients)."""
-
-    torch_wording = False
-    #: whether the checks compare the arrays' devices (torch's message)
-    checks_devices = True
-    grad_enabled: Callable[[], bool] | None = None  # no autodiff records a weight's grad
-
-    def __init__(self, xp: Namespace) -> None:
-        self.ops = formulas.Ops(xp)
-
-    def __repr__(self) -> str:
-        return f"<xbce backend {type(self).__name__}>"
-
-    def loss(self, call: Call) -> Array:
-        if is_lazy_array(call.input) or is_lazy_array(call.target):
-            call = call._replace(lazy=True)
-        _checks.arguments(call, self)
-        with _quiet():
-            return formulas.loss(call, self.ops)
-
-    def gradient(self, call: Call) -> Array:
-        _checks.arguments(call, self)
-        with _quiet():
-            return formulas.gradient(call, self.ops)
-
-
-class NumPy(ArrayAPI):
-    """NumPy: values always read, on the host; arrays of 2**18 elements or more in
-    blocks on a thread pool (``_blocks``); 0-d results are arrays, never NumPy scalars.
-
-    Its primitives: ufuncs and their ``reduce`` called directly (the compat wrappers
-    cost more than the operation at small sizes); a float32 ``log`` evaluated in
-    float64 and rounded once (equal to glibc's ``logf``, which torch's BCE kernel calls,
-    in 99.5% of float32 inputs, where NumPy's SIMD ``logf`` is in 90.7%; ~12% more time
-    per BCE element); and where NumPy lacks AVX-512, whose float32 ``log1p`` is glibc's
-    scalar ``log1pf`` (torch's bits, ~7x slower per element than NumPy's vectorised
-    ``log``), from 4096 elements on the float64 ``log(1 + u)`` rounded once (<= 1 ulp
-    from ``log1pf``; 1.3x faster at 2**14, 1.9x at 2**16). With AVX-512, NumPy's own
-    vectorised ``log1p`` (<= 1.2 ulp) is 3x faster than that detour."""
-
-    checks_devices = False
-
-    def __init__(self, xp: Namespace) -> None:
-        np = sys.modules["numpy"]
-        whole = {"axis": None}
-        ops = formulas.Ops(
-            xp, host=True, minimum=np.minimum, clamp_min=np.maximum, clamp_max=np.minimum,
-            sum=partial(np.add.reduce, **whole), min=partial(np.minimum.reduce, **whole),
-            max=partial(np.maximum.reduce, **whole),
-        )
-        ops.log = ops.log_via_float64
-        if not numpy_has_vector_log1p():
-            ops.log1p = ops.log1p_via_float64
-        self.ops = ops
-        self.threads = _blocks.cores()
-        self._np = np  # NumPy's ops on 0-d arrays give scalars: made 0-d arrays again
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled by name (Dask sends it to its workers with each chunk task)."""
-        return (numpy_backend, ())
-
-    def loss(self, call: Call) -> Array:
-        _checks.arguments(call, self)
-        x, loss = call.input, call.loss
-        if x.size < _blocks.BLOCKED_FROM:
-            with _quiet():
-                out = formulas.loss(call, self.ops)
-        else:
-            out = self._blocks(loss.elementwise, x, call[1:5], loss.dtype(x, call.target),
-                               call.reduction)
-        return self._np.asarray(out) if isinstance(out, self._np.generic) else out
-
-    def gradient(self, call: Call) -> Array:
-        _checks.arguments(call, self)
-        like = call.input if call.wrt == "input" else call.target
-        if like.size < _blocks.BLOCKED_FROM:
-            with _quiet():
-                out = formulas.gradient(call, self.ops)
-        else:
-            count = formulas.mean_count(call.reduction, like)
-            fn = partial(formulas.elementwise_gradient, call.loss, str(call.wrt), count)
-            out = self._blocks(fn, like, (call.grad, *call[1:5]), like.dtype, formulas.NONE)
-        return self._np.asarray(out) if isinstance(out, self._np.generic) else out
-
-    def _blocks(self, fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, ...],
-                dtype: DType, reduction: str) -> Array:
-        return _blocks.reduced(fn, like, arrays, dtype, reduction, self.ops,
-                               threads=self.threads, contiguous=_c_contiguous, quiet=_quiet)
-
-
-def _c_contiguous(a: Array) -> bool:
-    return bool(a.flags["C_CONTIGUOUS"])
-
-
-#: whether NumPy dispatches float32 ``log1p`` to its AVX-512 (SVML) loop (a name
-#: tests replace to try both paths)
-numpy_has_vector_log1p = _private.numpy_has_avx512
 
 
 # ------------------------------------------------------------- picking a backend
@@ -170,37 +53,26 @@ _torch: Backend | None = None
 
 
 def _make(xp: Namespace) -> Backend:
+    """The backend of ``xp``'s arrays, its module imported on first use."""
     if is_numpy_namespace(xp):
-        return numpy_backend()
-    if is_dask_namespace(xp):
-        from ._dask import Dask  # imported only for Dask arrays
-
-        return Dask(xp)
-    if is_jax_namespace(xp):
-        from ._jax import Jax  # imported only for JAX arrays
-
-        return Jax()
+        return _module("_numpy").backend()  # type: ignore[no-any-return]
     if is_torch_namespace(xp):
         return torch_backend()
-    return ArrayAPI(xp)
+    if is_jax_namespace(xp):
+        return _module("_jax").Jax()  # type: ignore[no-any-return]
+    if is_dask_namespace(xp):
+        return _module("_dask").Dask(xp)  # type: ignore[no-any-return]
+    return _module("_array_api").ArrayAPI(xp)  # type: ignore[no-any-return]
 
 
-def numpy_backend() -> NumPy:
-    """The backend of NumPy arrays (made on first use)."""
-    import numpy as np
-
-    backend = _BY_TYPE.get(np.ndarray)
-    if not isinstance(backend, NumPy):
-        backend = _BY_TYPE[np.ndarray] = NumPy(array_namespace(np.empty(0)))
-    return backend
+def _module(name: str) -> Any:
+    return importlib.import_module(f".{name}", __package__)
 
 
 def torch_backend() -> Backend:
     global _torch
     if _torch is None:
-        from ._torch import Torch  # imported only for torch tensors
-
-        _torch = Torch()
+        _torch = _module("_torch").Torch()
     return _torch
 
 

@@ -12,9 +12,7 @@ import operator
 from typing import Any
 
 from . import _messages
-from ._compat import device
 from ._formulas import MEAN, NONE, SUM
-from ._legacy import warn_at_caller
 from ._typing import Array, Call, Library
 
 
@@ -49,6 +47,8 @@ REDUCTIONS = (NONE, MEAN, SUM)
 def reduction(value: object) -> str:
     """Validate ``reduction`` as ``torch.nn._reduction.get_enum`` does."""
     if value == "elementwise_mean":
+        from ._legacy import warn_at_caller  # deprecated arguments: imported on use
+
         warn_at_caller(
             "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead."
         )
@@ -206,29 +206,6 @@ def pos_weight_castable(p: Array, x: Array, t: Array, lib: Library) -> None:
     raise UnsupportedDtypeError(_messages.cannot_cast(product, x.dtype, lib.torch_wording))
 
 
-def same_device(*arrays: Array | None) -> None:
-    """All arrays on one device, as torch's TensorIterator requires and words it ("...
-    at least two devices, cuda:0 and cpu!"): the common device is the first one that
-    is not the host's (``cpu`` in its name; the first array's when all are), and the
-    first array elsewhere is named after it. ``arrays`` come in the order torch's op
-    that combines them takes them; ``None`` (an absent argument) is skipped. For
-    libraries whose own error is not torch's (array-api-strict raises ``ValueError``);
-    torch tensors meet torch's own check.
-
-    Unlike torch's binary ops, a 0-d host array is not let through next to device
-    arrays (torch lets BCE with logits take a 0-d CPU ``weight`` or ``pos_weight``)."""
-    devices = [device(a) for a in arrays if a is not None]
-    if not devices:
-        return
-    common = next((d for d in devices if "cpu" not in str(d).lower()), devices[0])
-    for where in devices:
-        if where != common:
-            raise RuntimeError(
-                "Expected all tensors to be on the same device, but found at least two "
-                f"devices, {common} and {where}!"
-            )
-
-
 def refuse_gradients(call: Call) -> None:
     """torch refuses ``weight``/``pos_weight`` that require grad (under grad mode)."""
     for name, a in (("weight", call.weight), ("pos_weight", call.pos_weight)):
@@ -269,22 +246,6 @@ def unit_interval(x: Array, y: Array, lib: Library) -> None:
                             "between 0 and 1")
 
 
-def _devices(call: Call) -> None:
-    """:func:`same_device` in the order of torch's first op combining them: BCE's kernel
-    (its output on the input's device; the backward's takes ``grad`` next), BCE with
-    logits' ``(pos_weight - 1).mul(target)`` or ``(1 - target).mul_(input)`` (its
-    backward: ``input.sigmoid() - target``), then ``mul_(weight)``."""
-    x, t, w, p, g = call.input, call.target, call.weight, call.pos_weight, call.grad
-    order: tuple[Array | None, ...]
-    if not call.loss.logits:
-        order = (x, t, w) if g is None else (x, g, t, w)
-    elif p is not None:
-        order = (p, t, x, g, w)
-    else:
-        order = (t, x, w) if g is None else (x, t, g, w)
-    same_device(*order)
-
-
 def arguments(call: Call, lib: Library) -> None:
     """Every check of the call's arguments, in the order PyTorch makes them (its first
     error is the one raised); BCE's values only where they may be read (not
@@ -311,8 +272,8 @@ def arguments(call: Call, lib: Library) -> None:
             refuse_gradients(call)
         if x.dtype not in lib.ops.floating_dtypes:
             floating(x, "log_sigmoid", lib)
-        if lib.checks_devices:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
-            _devices(call)
+        if lib.devices is not None:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
+            lib.devices(call)
         if pos_weight is not None:
             not_bool(pos_weight, lib)
             broadcasts_into(pos_weight, shape, lib, into="pos_weight")
@@ -327,8 +288,8 @@ def arguments(call: Call, lib: Library) -> None:
             broadcasts_into(weight, shape, lib, into="shapes")
         if weight is not None and lib.grad_enabled is not None and lib.grad_enabled():
             refuse_gradients(call)
-        if lib.checks_devices:  # TensorIterator: device, then dtype
-            _devices(call)
+        if lib.devices is not None:  # TensorIterator: device, then dtype
+            lib.devices(call)
         if x.dtype != t.dtype:
             same_dtype(x, t, lib)
         if x.dtype not in lib.ops.floating_dtypes:

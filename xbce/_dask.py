@@ -15,7 +15,8 @@ from typing import Any
 
 from . import _checks
 from . import _formulas as formulas
-from ._backends import NumPy, _quiet, numpy_backend
+from ._numpy import NumPy, quiet
+from ._numpy import backend as numpy_backend
 from ._typing import Array, Call, Loss, Namespace
 
 
@@ -24,7 +25,7 @@ class Dask:
 
     torch_wording = False
     grad_enabled: Callable[[], bool] | None = None  # no weight's gradient is recorded
-    checks_devices = False  # one device
+    devices = None  # one device
 
     def __init__(self, xp: Namespace) -> None:
         self.xp = xp
@@ -114,7 +115,7 @@ def _numpy_chunk(
     """``fn`` on one chunk of each array (``None`` where an argument is absent)."""
     it = iter(blocks)
     args = [next(it) if here else None for here in present]
-    with _quiet():
+    with quiet():
         return fn(*args, chunks.ops)
 
 

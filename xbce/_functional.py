@@ -9,11 +9,24 @@ scalars that join another library's arrays), and that backend carries the call o
 
 from __future__ import annotations
 
-from . import _backends, _legacy
+from . import _backends
 from ._checks import REDUCTIONS
 from ._checks import reduction as _reduction
 from ._formulas import BCE, BCE_WITH_LOGITS
 from ._typing import Array, Call, Loss
+
+
+def _loss(loss: Loss, input: Array, target: Array, weight: Array | None,
+          size_average: object, reduce: object, reduction: str, pos_weight: Array | None
+          ) -> Array:
+    if size_average is not None or reduce is not None:
+        from ._legacy import reduction as legacy_reduction  # deprecated: imported on use
+
+        reduction = legacy_reduction(size_average, reduce, reduction)
+    if reduction not in REDUCTIONS:
+        reduction = _reduction(reduction)  # torch's error, before anything else
+    backend, call = _backends.of(Call(loss, input, target, weight, pos_weight, reduction))
+    return backend.loss(call)
 
 
 def _gradient(loss: Loss, wrt: str, grad_output: Array, input: Array, target: Array,
@@ -23,7 +36,6 @@ def _gradient(loss: Loss, wrt: str, grad_output: Array, input: Array, target: Ar
     call = Call(loss, input, target, weight, pos_weight, reduction, grad_output, wrt)
     backend, call = _backends.of(call)
     return backend.gradient(call)
-
 
 
 # ------------------------------------------------------------------------- forward
@@ -131,12 +143,7 @@ def binary_cross_entropy(
     >>> float(xbce.binary_cross_entropy(p, y, reduction="sum"))
     1.2105705738067627
     """
-    if size_average is not None or reduce is not None:
-        reduction = _legacy.reduction(size_average, reduce, reduction)
-    if reduction not in REDUCTIONS:
-        reduction = _reduction(reduction)  # torch's error, before anything else
-    backend, call = _backends.of(Call(BCE, input, target, weight, None, reduction))
-    return backend.loss(call)
+    return _loss(BCE, input, target, weight, size_average, reduce, reduction, None)
 
 
 def binary_cross_entropy_with_logits(
@@ -218,13 +225,8 @@ def binary_cross_entropy_with_logits(
     >>> round(float(loss), 6)
     0.201413
     """
-    if size_average is not None or reduce is not None:
-        reduction = _legacy.reduction(size_average, reduce, reduction)
-    if reduction not in REDUCTIONS:
-        reduction = _reduction(reduction)  # torch's error, before anything else
-    call = Call(BCE_WITH_LOGITS, input, target, weight, pos_weight, reduction)
-    backend, call = _backends.of(call)
-    return backend.loss(call)
+    return _loss(BCE_WITH_LOGITS, input, target, weight, size_average, reduce, reduction,
+                 pos_weight)
 
 
 # ------------------------------------------------------------------------ backward

@@ -144,7 +144,7 @@ class Jax:
 
     torch_wording = False
     grad_enabled: Callable[[], bool] | None = None  # no weight's gradient is recorded
-    checks_devices = False  # JAX moves uncommitted arrays itself
+    devices = None  # JAX moves uncommitted arrays itself
     ops = OPS
 
     def __repr__(self) -> str:

@@ -65,7 +65,7 @@ class Torch:
     """PyTorch tensors, on any device (see the module)."""
 
     torch_wording = True
-    checks_devices = False  # torch raises its own error
+    devices = None  # torch raises its own error
     ops = OPS
     grad_enabled = staticmethod(torch.is_grad_enabled)
 

@@ -71,9 +71,10 @@ class Library(Protocol):
     ops: Ops
     #: messages in torch's words (its dtype names, ``torch.Size``)
     torch_wording: bool
-    #: whether the checks compare devices (torch raises its own error; NumPy, Dask and
-    #: JAX have their own rules)
-    checks_devices: bool
+    #: ``devices(call)``: torch's error for arrays on different devices, where the
+    #: library raises none like it (the generic backend); ``None``: torch raises its
+    #: own, NumPy and Dask have one device, JAX moves uncommitted arrays itself
+    devices: Callable[[Call], None] | None
 
     @property
     def grad_enabled(self) -> Callable[[], bool] | None:
