@@ -77,7 +77,7 @@ class Torch:
             call = _autocast(call)._replace(lazy=True)
             _checks.arguments(call, self)
             x, t, w, p = call.input, call.target, call.weight, call.pos_weight
-            return _Compiled.apply(x, t, w, p, call.loss, call.reduction)  # type: ignore[no-untyped-call]
+            return _Compiled.apply(x, t, w, p, call.loss, call.reduction, True)  # type: ignore[no-untyped-call]
         if _any_autocast is None or _any_autocast():
             call = _autocast(call)
         x, t, w, p = call.input, call.target, call.weight, call.pos_weight
@@ -98,13 +98,6 @@ class Torch:
         _checks.arguments(call, self)
         return _chain(call.loss, str(call.wrt), call.reduction, call.grad, call.input,
                       call.target, call.weight, call.pos_weight, in_place=True, blocks=True)
-
-
-def unread(x: Array, t: Array) -> bool:
-    """Whether these are tensors whose values xbce never reads: ``torch.func`` wrappers
-    and meta tensors (``torch.compile`` is asked about before: Dynamo cannot trace the
-    wrapper test)."""
-    return bool(_is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
 
 
 def _autocast(call: Call) -> Call:
@@ -188,8 +181,9 @@ def _chain(loss: Loss, wrt: str, reduction: str, g: Array, x: Array, t: Array,
 
 
 # ------------------------------------------------------------ autograd Functions
-def _gradients(ctx: Any, g: Array) -> tuple[Array | None, Array | None]:
-    """The gradients autograd asks for (``None`` for the others). torch's
+def _gradients(ctx: Any, g: Array) -> tuple[Array | None, ...]:
+    """The gradients autograd asks for (``None`` for the others, and for the
+    arguments ``loss``, ``reduction`` and ``lazy``). torch's
     BCE-with-logits backward runs its in-place ops unless the tensors are lazy
     (``torch.func``/``torch.compile``) or, for the input's gradient, autograd records
     the backward (grad mode on: ``create_graph=True``); only mixed dtypes tell them
@@ -202,10 +196,10 @@ def _gradients(ctx: Any, g: Array) -> tuple[Array | None, Array | None]:
                 blocks=plain) if need_x else None
     gt = _chain(loss, "target", reduction, g, x, t, w, p, in_place=not lazy,
                 blocks=plain) if need_t else None
-    return gx, gt
+    return gx, gt, None, None, None, None, None
 
 
-def _jvp(ctx: Any, xt: Array, tt: Array) -> Array:
+def _jvp(ctx: Any, xt: Array, tt: Array, *_: Any) -> Array:
     """torch's forward-mode formula (derivatives.yaml): the elementwise gradient chain
     applied to each tangent, cast to the loss's dtype, then ``apply_loss_reduction``
     (the in-place ops as in :func:`_gradients`)."""
@@ -219,45 +213,10 @@ def _jvp(ctx: Any, xt: Array, tt: Array) -> Array:
     return formulas.reduce(out, ctx.reduction, OPS)
 
 
-def _save(ctx: Any, tensors: tuple[Array, ...], loss: Loss, reduction: str, lazy: bool) -> None:
-    ctx.save_for_backward(*tensors)
-    ctx.loss, ctx.reduction, ctx.lazy = loss, reduction, lazy
-
-
 class _Compiled(torch.autograd.Function):
-    """``apply(x, t, w, p, loss, reduction)`` under ``torch.compile``: lazy, no ``jvp``
-    (Dynamo traces no Function that has one)."""
-
-    @staticmethod
-    def forward(x: Array, t: Array, w: Array, p: Array, loss: Loss, reduction: str) -> Array:  # type: ignore[override]
-        return formulas.loss(Call(loss, x, t, w, p, reduction, lazy=True), OPS)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        _save(ctx, inputs[:4], inputs[4], inputs[5], True)
-
-    @staticmethod
-    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
-        return *_gradients(ctx, g), None, None, None, None
-
-
-class _Gradients(torch.autograd.Function):
-    """The backward and JVP of the Functions ``apply(x, t, w, p, loss, reduction,
-    lazy)``: torch's gradients and forward-mode formula."""
-
-    @staticmethod
-    def backward(ctx: Any, g: Array) -> Any:  # type: ignore[override]
-        return *_gradients(ctx, g), None, None, None, None, None
-
-    @staticmethod
-    def jvp(ctx: Any, xt: Array, tt: Array, *_: Any) -> Array:  # type: ignore[override]
-        return _jvp(ctx, xt, tt)
-
-
-class _Loss(_Gradients):
-    """Either loss, in the setup-context form (for ``torch.func``, which requires it)."""
-
-    generate_vmap_rule = True
+    """``apply(x, t, w, p, loss, reduction, lazy)``: either loss in the setup-context
+    form, without a ``jvp`` (under ``torch.compile``: Dynamo traces no Function that
+    has one)."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -267,8 +226,24 @@ class _Loss(_Gradients):
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        _save(ctx, inputs[:4], inputs[4], inputs[5], inputs[6])
+        ctx.save_for_backward(*inputs[:4])
+        ctx.loss, ctx.reduction, ctx.lazy = inputs[4:]
+
+    backward = staticmethod(_gradients)
+
+
+class _Loss(_Compiled):
+    """:class:`_Compiled` with torch's forward-mode formula, for ``torch.func`` (which
+    requires the setup-context form)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        _Compiled.setup_context(ctx, inputs, output)
         ctx.save_for_forward(*inputs[:4])
+
+    jvp = staticmethod(_jvp)
 
 
 class BinaryCrossEntropy(_Loss):
@@ -279,7 +254,7 @@ class BinaryCrossEntropyWithLogits(_Loss):
     """:class:`_Loss` for BCE-with-logits (``BinaryCrossEntropyWithLogitsBackward``)."""
 
 
-class _EagerLoss(_Gradients):
+class _EagerLoss(torch.autograd.Function):
     """:class:`_Loss` in the old-style form (``forward(ctx, ...)``): ``Function.apply``
     binds no signature for it (a third of a small call's time otherwise). Not usable
     under ``torch.func`` transforms, which take :class:`_Loss`."""
@@ -288,10 +263,14 @@ class _EagerLoss(_Gradients):
     def forward(  # type: ignore[override]
         ctx: Any, x: Array, t: Array, w: Array, p: Array, loss: Loss, reduction: str, lazy: bool
     ) -> Array:
-        _save(ctx, (x, t, w, p), loss, reduction, lazy)
+        ctx.save_for_backward(x, t, w, p)
+        ctx.loss, ctx.reduction, ctx.lazy = loss, reduction, lazy
         if _private.torch_forward_ad_active():  # only a JVP reads them (costly otherwise)
             ctx.save_for_forward(x, t, w, p)
         return _forward(Call(loss, x, t, w, p, reduction, lazy=lazy))
+
+    backward = staticmethod(_gradients)
+    jvp = staticmethod(_jvp)
 
 
 class Eager:
