@@ -113,17 +113,9 @@ def of(call: Call) -> tuple[Backend, Call]:
 
 # ------------------------------------------------------ arguments of one library
 def library(xp: Namespace) -> str:
-    """A namespace's library in plain words: ``torch``, ``jax``, ``numpy``, ``dask``..."""
-    for lib, is_lib in _LIBRARIES:
-        if is_lib(xp):
-            return lib
-    # a compat namespace, installed or vendored (``mylib._vendored.array_api_compat.cupy``)
-    name = str(getattr(xp, "__name__", xp)).rsplit("array_api_compat.", 1)[-1]
-    return name.split(".")[0]
-
-
-_LIBRARIES = (("numpy", is_numpy_namespace), ("torch", is_torch_namespace),
-              ("jax", is_jax_namespace), ("dask", is_dask_namespace))
+    """A namespace's library in plain words (``torch``, ``jax``, ``dask``...), for
+    messages: the name after ``array_api_compat.``, installed or vendored."""
+    return str(getattr(xp, "__name__", xp)).rsplit("array_api_compat.", 1)[-1].split(".")[0]
 
 
 def one_library(*args: Array) -> tuple[Array, ...]:
@@ -141,28 +133,28 @@ def one_library(*args: Array) -> tuple[Array, ...]:
     different libraries other than NumPy (say torch and JAX) are a ``TypeError`` naming
     both. Anything that is neither an array nor a Python scalar is returned as it is
     (the argument checks reject it afterwards)."""
-    found: dict[str, tuple[Namespace, Array, list[int]]] = {}  # library: xp, first, indices
+    found: dict[Namespace, list[int]] = {}  # each namespace: its arrays' indices
     for i, a in enumerate(args):
         if a is None or not _checks.is_array(a):  # Python scalars have no dtype
             continue
         try:
-            xp = array_namespace(a)
+            found.setdefault(array_namespace(a), []).append(i)
         except TypeError:
             continue  # not an array library array-api-compat knows: the checks say so
-        found.setdefault(library(xp), (xp, a, []))[2].append(i)
-    others = [lib for lib, (xp, _, _) in found.items() if not is_numpy_namespace(xp)]
+    numpy = [xp for xp in found if is_numpy_namespace(xp)]
+    others = [xp for xp in found if not is_numpy_namespace(xp)]
     if len(others) > 1:
         described = " and ".join(
-            f"{lib} ({', '.join(_NAMES[i] for i in found[lib][2])})" for lib in others)
+            f"{library(xp)} ({', '.join(_NAMES[i] for i in found[xp])})" for xp in others)
         raise TypeError(
             f"arrays from different libraries: {described}. Pass arrays of one library "
             "(NumPy arrays and Python scalars are converted to the other library)"
         )
     if not found:
         return args
-    xp, like, _ = found[others[0] if others else next(iter(found))]
-    where, out = device(like), list[Array](args)
-    for i in found["numpy"][2] if others and "numpy" in found else ():
+    xp = (others or numpy)[0]
+    where, out = device(args[found[xp][0]]), list[Array](args)
+    for i in found[numpy[0]] if others and numpy else ():
         out[i] = _joined(xp, out[i], where)
     floating = [a.dtype for a in (out[1], out[0]) if _checks.is_array(a) and _floating(a, xp)]
     for i in range(1, len(out)):  # a Python scalar input stays: the checks refuse it

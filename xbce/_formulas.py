@@ -200,11 +200,6 @@ def _torch_op(a: Array, b: Array, op: str, ops: Ops, *, in_place: bool) -> Array
     return _cast(out, own, ops) if in_place else out
 
 
-def _in_place(a: Array, b: Array, op: str, ops: Ops) -> Array:
-    """``a.mul_(b)`` / ``a.sub_(b)``: torch's promotion (:func:`_torch_op`), ``a``'s dtype."""
-    return _torch_op(a, b, op, ops, in_place=True)
-
-
 def _rounded(a: Array, ops: Ops) -> Array:
     return a if ops.rounded is None else ops.rounded(a, cancels=True)
 
@@ -301,7 +296,7 @@ def apply_tangent(tangent: Array, terms: GradTerms, ops: Ops) -> Array:
     if terms.numel is not None:
         t = ops.div_numel(t, terms.numel, terms.coef)
     if terms.weight is not None:
-        t = _in_place(t, terms.weight, "mul", ops)
+        t = _torch_op(t, terms.weight, "mul", ops, in_place=True)
     if terms.divisor is not None:
         t = t / terms.divisor
     return t * terms.coef
@@ -324,10 +319,8 @@ def mean_count(reduction: str, like: Array) -> int | None:
 def gradient(call: Call, ops: Ops) -> Array:
     """The explicit backward of ``call`` on whole arrays."""
     like = call.input if call.wrt == "input" else call.target
-    count = math.prod(like.shape) if call.reduction == MEAN else None
-    terms = call.loss.grad_terms(str(call.wrt), call.input, call.target, call.weight,
-                                 call.pos_weight, count, ops)
-    return apply_backward(call.grad, terms, ops)
+    return elementwise_gradient(call.loss, str(call.wrt), mean_count(call.reduction, like),
+                                call.grad, *call[1:5], ops)
 
 
 # ------------------------------------------------------------------------ the losses
@@ -381,7 +374,9 @@ class _BCE(_Loss):
         if ops.rounded is not None:  # the terms are >= 0 and <= 0: nothing cancels
             a, b = ops.rounded(a, cancels=False), ops.rounded(b, cancels=False)
         out = a - b
-        return out if w is None else _in_place(out, _weight_as_expanded(w, x, ops), "mul", ops)
+        if w is None:
+            return out
+        return _torch_op(out, _weight_as_expanded(w, x, ops), "mul", ops, in_place=True)
 
     def grad_terms(self, wrt: str, x: Array, y: Array, w: Array | None, p: Array | None,
                    count: int | None, ops: Ops, *, in_place: bool = True) -> GradTerms:

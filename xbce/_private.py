@@ -51,15 +51,10 @@ SYMBOLS = {
 }
 
 
-def _torch_transforms_active() -> Callable[[], bool]:
-    active = _lookup(*SYMBOLS["torch_transforms_active"])
-    return active if active is not None else (lambda: False)
-
-
 @functools.cache
 def torch_functions() -> tuple[Callable[[Any], bool], Callable[[], bool], Any]:
     """``(is_wrapped(tensor), transforms_active(), any_autocast or None)``."""
-    active = _torch_transforms_active()
+    active = _lookup(*SYMBOLS["torch_transforms_active"]) or (lambda: False)
     wrapped = _lookup(*SYMBOLS["torch_is_wrapped"])
     if wrapped is None:
         def wrapped(tensor: Any) -> bool:
