@@ -6,10 +6,7 @@ Exceptions carry PyTorch's messages and can be caught as the exception PyTorch r
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
-from typing import Any
 
 from . import _messages
 from ._formulas import MEAN, NONE, SUM
@@ -68,24 +65,10 @@ def arrays(**named: object) -> None:
             raise TypeError(f"{name} must be an array, not {type(a).__name__}")
 
 
-def known(n: object) -> bool:
-    """Whether an axis length is known: Dask writes an unknown one as NaN (after boolean
-    masking, or from a dataframe without computed lengths), the array API as None."""
-    return n is not None and n == n
-
-
 def same_shape(x: Array, y: Array, *, logits: bool) -> None:
-    """torch.nn.functional's shape check: no broadcasting between input and target.
-
-    An axis whose length is unknown (lazy arrays) is not compared here: the Dask chunk
-    kernels compare the blocks' shapes when they are computed (:func:`same_shape` on
-    each pair of blocks)."""
-    xs, ys = tuple(x.shape), tuple(y.shape)
-    if xs == ys:
+    """torch.nn.functional's shape check: no broadcasting between input and target."""
+    if tuple(x.shape) == tuple(y.shape):
         return
-    agree = all(a == b for a, b in zip(xs, ys, strict=False) if known(a) and known(b))
-    if len(xs) == len(ys) and agree and not all(map(known, xs + ys)):
-        return  # unknown lengths that may be equal: checked per block at compute time
     if logits:
         msg = f"Target size ({y.shape}) must be the same as input size ({x.shape})"
     else:
@@ -139,23 +122,6 @@ def not_bool(p: Array, lib: Library) -> None:
         )
 
 
-def _with_known(wshape: tuple[Any, ...], shape: tuple[Any, ...]
-                ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Both shapes with each unknown length (lazy arrays: NaN or None) replaced by the
-    other shape's length on that axis (1 where neither is known), so that torch's
-    broadcasting rules judge only what is known; NumPy checks each block later."""
-    w, s = list(wshape), list(shape)
-    for i in range(1, min(len(w), len(s)) + 1):
-        a, b = w[-i], s[-i]
-        if not known(a):
-            w[-i] = b if known(b) else 1
-        if not known(b):
-            s[-i] = w[-i]
-    w = [n if known(n) else 1 for n in w]
-    s = [n if known(n) else 1 for n in s]
-    return tuple(w), tuple(s)
-
-
 def broadcasts_into(w: Array, shape: tuple[int, ...], lib: Library, *, into: str) -> None:
     """``w`` must broadcast into ``shape`` (right-aligned); the result never grows.
 
@@ -167,7 +133,7 @@ def broadcasts_into(w: Array, shape: tuple[int, ...], lib: Library, *, into: str
     ``loss.mul_(w)`` (the loss is tensor a); ``'pos_weight'``,
     ``(pos_weight - 1).mul(target)`` (pos_weight is tensor a), then
     ``log_sigmoid.mul_(...)``."""
-    wshape, shape = _with_known(tuple(w.shape), tuple(shape))
+    wshape, shape = tuple(w.shape), tuple(shape)
     if into in ("bce", "shapes"):
         common, msg = _messages.broadcast_shapes(shape, wshape, lib.torch_wording)
         grown: tuple[int, ...] = shape if into == "shapes" else tuple(common)
@@ -231,19 +197,14 @@ def unit_interval(x: Array, y: Array, lib: Library) -> None:
         lo_x, hi_x, lo_y, hi_y = ops.min(x), ops.max(x), ops.min(y), ops.max(y)
     else:
         (lo_x, hi_x), (lo_y, hi_y) = ops.extrema(x), ops.extrema(y)
-    if ops.host:  # reading 0-d values is free: compare them one by one
-        if lo_x >= 0 and hi_x <= 1 and lo_y >= 0 and hi_y <= 1:
-            return
-    elif bool(functools.reduce(operator.and_, [lo_x >= 0, hi_x <= 1, lo_y >= 0, hi_y <= 1])):
-        return  # read from the device in one synchronisation
+    if bool((lo_x >= 0) & (hi_x <= 1) & (lo_y >= 0) & (hi_y <= 1)):
+        return  # on a device: read in one synchronisation
     xp = ops.xp
-    bad_x = xp.reshape(~((x >= 0) & (x <= 1)), (-1,))
-    bad_y = xp.reshape(~((y >= 0) & (y <= 1)), (-1,))
-    first_x = int(xp.argmax(ops.astype(bad_x, xp.int8))) if bool(xp.any(bad_x)) else None
-    first_y = int(xp.argmax(ops.astype(bad_y, xp.int8))) if bool(xp.any(bad_y)) else None
-    x_first = first_y is None or (first_x is not None and first_x <= first_y)
-    raise InvalidValueError(f"all elements of {'input' if x_first else 'target'} should be "
-                            "between 0 and 1")
+    bad = [xp.reshape(~((a >= 0) & (a <= 1)), (-1,)) for a in (x, y)]
+    first = [int(xp.argmax(ops.astype(b, xp.int8))) if bool(xp.any(b)) else math.inf
+             for b in bad]  # the first bad element's index in each
+    raise InvalidValueError(f"all elements of {'input' if first[0] <= first[1] else 'target'} "
+                            "should be between 0 and 1")
 
 
 def arguments(call: Call, lib: Library) -> None:

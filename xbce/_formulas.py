@@ -94,8 +94,6 @@ class Ops:
     def __init__(self, xp: Namespace, **chosen: object) -> None:
         self.xp = xp
         self.rounded = self.mean = self.extrema = None
-        #: whether reading a 0-d value costs no device synchronisation (the value check)
-        self.host = False
         self.log, self.log1p, self.minimum = xp.log, xp.log1p, xp.minimum
         #: ``clamp_min(a, float)``/``clamp_max(a, float)``: NaN propagates
         self.clamp_min, self.clamp_max = xp.maximum, xp.minimum

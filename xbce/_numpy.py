@@ -56,7 +56,7 @@ class NumPy:
         np = sys.modules["numpy"]
         whole = {"axis": None}
         self.ops = formulas.Ops(
-            xp, host=True, minimum=np.minimum, clamp_min=np.maximum, clamp_max=np.minimum,
+            xp, minimum=np.minimum, clamp_min=np.maximum, clamp_max=np.minimum,
             sum=partial(np.add.reduce, **whole), min=partial(np.minimum.reduce, **whole),
             max=partial(np.maximum.reduce, **whole),
         )
