@@ -71,10 +71,12 @@ class Library(Protocol):
     ops: Ops
     #: messages in torch's words (its dtype names, ``torch.Size``)
     torch_wording: bool
-    #: ``devices(call)``: torch's error for arrays on different devices, where the
-    #: library raises none like it (the generic backend); ``None``: torch raises its
-    #: own, NumPy and Dask have one device, JAX moves uncommitted arrays itself
-    devices: Callable[[Call], None] | None
+
+    @property
+    def devices(self) -> Callable[[Call], None] | None:
+        """``devices(call)``: torch's error for arrays on different devices, where the
+        library raises none like it (the generic backend); ``None``: torch raises its
+        own, NumPy and Dask have one device, JAX moves uncommitted arrays itself."""
 
     @property
     def grad_enabled(self) -> Callable[[], bool] | None:
