@@ -29,16 +29,14 @@ def test_fallbacks_keep_xbce_correct(monkeypatch: pytest.MonkeyPatch) -> None:
     """With every symbol missing, the lookups give their documented fallbacks."""
     monkeypatch.setattr(_private, "_lookup", lambda *a: None)
     _private.torch_functions.cache_clear()
-    _private._jax_is_top_level.cache_clear()
     _private.numpy_has_avx512.cache_clear()
     try:
         wrapped, active, any_autocast = _private.torch_functions()
         assert active() is False
         assert wrapped(object()) is False
         assert any_autocast is None
-        assert _private.jax_at_top_level() is True
+        assert _private.jax_is_top_level()() is True
         assert _private.numpy_has_avx512() is False
     finally:
         _private.torch_functions.cache_clear()
-        _private._jax_is_top_level.cache_clear()
         _private.numpy_has_avx512.cache_clear()

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from ._formulas import MEAN, NONE, Ops, is_half, numel
+from ._formulas import NONE, Ops, finish, is_half, numel
 from ._typing import Array, DType
 
 Quiet = Callable[[], contextlib.AbstractContextManager[object]]
@@ -188,9 +188,5 @@ def reduced(fn: Callable[..., Array], like: Array, arrays: tuple[Array | None, .
     _run(run, len(bounds), threads, workers)
     if out is not None:
         return out
-    total = ops.sum(sums, dtype=acc)
-    if reduction == MEAN:
-        n = numel(like)
-        total = total / n if n else total * math.nan
     with quiet():  # a half-precision sum may overflow to inf, silently as in torch
-        return xp.asarray(total if total.dtype == dtype else ops.astype(total, dtype))
+        return xp.asarray(finish(ops.sum(sums, dtype=acc), numel(like), reduction, dtype, ops))

@@ -206,19 +206,24 @@ def _rounded(a: Array, ops: Ops) -> Array:
 def reduce(loss: Array, reduction: str, ops: Ops) -> Array:
     """torch's ``apply_loss_reduction``: ``none``, ``sum``, or ``mean = sum / numel``.
 
-    Half types accumulate in float32 and round once; the division is in float32 too.
-    The mean of an empty array is NaN (0 / 0), silently, as in torch."""
+    Half types accumulate in float32 and round once; the division is in float32 too
+    (:func:`finish`)."""
     if reduction == NONE:
         return loss
     half = is_half(loss.dtype)
     if reduction == MEAN and ops.mean is not None and not half:
         return ops.mean(loss)
-    acc = ops.xp.float32 if half else loss.dtype
-    total = ops.sum(loss, dtype=acc)
+    total = ops.sum(loss, dtype=ops.xp.float32 if half else loss.dtype)
+    return finish(total, math.prod(loss.shape), reduction, loss.dtype, ops)
+
+
+def finish(total: Array, n: int, reduction: str, dtype: DType, ops: Ops) -> Array:
+    """A sum of ``n`` losses (in its accumulation dtype) as torch's reduction ends it:
+    ``mean`` divides it by ``n`` (NaN for no elements, silently, as in torch); then it
+    is rounded to the loss's ``dtype``."""
     if reduction == MEAN:
-        n = math.prod(loss.shape)
         total = total / n if n else total * math.nan
-    return total if total.dtype == loss.dtype else ops.astype(total, loss.dtype)
+    return total if total.dtype == dtype else ops.astype(total, dtype)
 
 
 def nan_where_invalid(out: Array, y: Array, ops: Ops) -> Array:

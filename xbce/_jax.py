@@ -52,6 +52,9 @@ from . import _checks, _private
 from . import _formulas as formulas
 from ._typing import Array, Call, Loss
 
+#: whether JAX is outside every trace (``_private``: guarded, with a fallback)
+_at_top_level = _private.jax_is_top_level()
+
 # ------------------------------------------------------------------ the primitives
 #: The smallest normal float64, below every ``s = 1 + u`` but 0.
 _TINY = 2.0**-1022
@@ -155,7 +158,7 @@ class Jax:
         # concrete arrays inside a trace (closed over by a jitted function, or handed
         # to a function by ``checkify``) are lazy too: every op on them gives a tracer
         lazy = (isinstance(x, jax.core.Tracer) or isinstance(t, jax.core.Tracer)
-                or not _private.jax_at_top_level())
+                or not _at_top_level())
         if lazy:
             call = call._replace(lazy=True)
         _checks.arguments(call, self)

@@ -67,16 +67,10 @@ def torch_forward_ad_active() -> bool:
     return getattr(_module("torch.autograd.forward_ad"), "_current_level", -1) >= 0
 
 
-def jax_at_top_level() -> bool:
-    """Whether JAX is outside every trace (concrete arrays inside ``jit`` or
-    ``checkify`` are not: every op on them gives a tracer)."""
-    is_top_level = _jax_is_top_level()
-    return True if is_top_level is None else bool(is_top_level())
-
-
-@functools.cache
-def _jax_is_top_level() -> Any:
-    return _lookup(*SYMBOLS["jax_trace_ctx"])
+def jax_is_top_level() -> Callable[[], bool]:
+    """``is_top_level()``: whether JAX is outside every trace (concrete arrays inside
+    ``jit`` or ``checkify`` are not: every op on them gives a tracer)."""
+    return _lookup(*SYMBOLS["jax_trace_ctx"]) or (lambda: True)
 
 
 @functools.cache

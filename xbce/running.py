@@ -437,7 +437,7 @@ def _jax_eager(*arrays: Array) -> bool:
 
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
         return False
-    return _private.jax_at_top_level()
+    return bool(_private.jax_is_top_level()())
 
 
 @functools.cache
