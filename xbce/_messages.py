@@ -76,20 +76,15 @@ def broadcast_shapes(
 
 
 def infer_size(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[tuple[int, ...], str | None]:
-    """ATen's ``infer_size`` (TensorIterator's broadcasting of ``a`` with ``b``)."""
+    """ATen's ``infer_size`` (TensorIterator's broadcasting of ``a`` with ``b``): the
+    common shape, or torch's message for the last axis where they differ."""
     ndim = max(len(a), len(b))
-    out = [1] * ndim
-    for i in range(ndim - 1, -1, -1):
-        offset = ndim - 1 - i
-        size_a = a[len(a) - 1 - offset] if len(a) - 1 - offset >= 0 else 1
-        size_b = b[len(b) - 1 - offset] if len(b) - 1 - offset >= 0 else 1
-        if size_a != size_b and size_a != 1 and size_b != 1:
-            return tuple(out), (
-                f"The size of tensor a ({size_a}) must match the size of tensor b "
-                f"({size_b}) at non-singleton dimension {i}"
-            )
-        out[i] = size_b if size_a == 1 else size_a
-    return tuple(out), None
+    a, b = (1,) * (ndim - len(a)) + tuple(a), (1,) * (ndim - len(b)) + tuple(b)
+    for i in reversed(range(ndim)):
+        if a[i] != b[i] and a[i] != 1 and b[i] != 1:
+            return a, (f"The size of tensor a ({a[i]}) must match the size of tensor b "
+                       f"({b[i]}) at non-singleton dimension {i}")
+    return tuple(n if m == 1 else m for m, n in zip(a, b, strict=True)), None
 
 
 def grows(shape: tuple[int, ...], broadcast: tuple[int, ...] | list[int]) -> str:

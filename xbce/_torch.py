@@ -73,20 +73,19 @@ class Torch:
         return "<xbce backend Torch>"
 
     def loss(self, call: Call) -> Array:
-        if torch.compiler.is_compiling():  # one graph, values never read
-            call = _autocast(call)._replace(lazy=True)
-            _checks.arguments(call, self)
-            x, t, w, p = call.input, call.target, call.weight, call.pos_weight
-            return _Compiled.apply(x, t, w, p, call.loss, call.reduction, True)  # type: ignore[no-untyped-call]
-        if _any_autocast is None or _any_autocast():
+        compiling = torch.compiler.is_compiling()  # one graph, values never read
+        if compiling or _any_autocast is None or _any_autocast():
             call = _autocast(call)
         x, t, w, p = call.input, call.target, call.weight, call.pos_weight
         # ``unread(x, t)`` written inline: a helper's frame, entered eagerly after a graph
         # break, is one Dynamo tries to compile (and the functorch test is not traceable)
-        lazy = call.lazy or bool(_is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
+        lazy = compiling or call.lazy or bool(
+            _is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
         if lazy and not call.lazy:
             call = call._replace(lazy=True)
         _checks.arguments(call, self)
+        if compiling:
+            return _Compiled.apply(x, t, w, p, call.loss, call.reduction, True)  # type: ignore[no-untyped-call]
         if lazy or (torch.is_grad_enabled() and (x.requires_grad or t.requires_grad)) or (
             _private.torch_forward_ad_active()
         ):
