@@ -59,9 +59,6 @@ class ArrayAPI:
     def __init__(self, xp: Namespace) -> None:
         self.ops = formulas.Ops(xp)
 
-    def __repr__(self) -> str:
-        return "<xbce backend ArrayAPI>"
-
     def loss(self, call: Call) -> Array:
         if is_lazy_array(call.input) or is_lazy_array(call.target):
             call = call._replace(lazy=True)

@@ -70,6 +70,8 @@ def _module(name: str) -> Any:
 
 
 def torch_backend() -> Backend:
+    """The backend of torch tensors (a global, not a ``functools.cache``: Dynamo warns
+    about those in the functions it traces)."""
     global _torch
     if _torch is None:
         _torch = _module("_torch").Torch()

@@ -91,9 +91,7 @@ def floating(x: Array, op: str, lib: Library) -> None:
 
 def same_dtype(x: Array, y: Array, lib: Library) -> None:
     if x.dtype != y.dtype:
-        torch = lib.torch_wording
-        found = _messages.dtype_name(y.dtype, torch)
-        expected = _messages.dtype_name(x.dtype, torch)
+        found, expected = (_messages.dtype_name(a.dtype, lib.torch_wording) for a in (y, x))
         raise DtypeMismatchError(f"Found dtype {found} but expected {expected}")
 
 
@@ -107,10 +105,7 @@ def logits_target(t: Array, x: Array, lib: Library) -> None:
             "Subtraction, the `-` operator, with two bool tensors is not supported. "
             "Use the `^` or `logical_xor()` operator instead."
         )
-    raise UnsupportedDtypeError(
-        f"result type {_messages.dtype_name(x.dtype, torch)} can't be cast to the desired "
-        f"output type {_messages.dtype_name(t.dtype, torch)}"
-    )
+    raise UnsupportedDtypeError(_messages.cannot_cast(x.dtype, t.dtype, torch))
 
 
 def not_bool(p: Array, lib: Library) -> None:

@@ -67,9 +67,6 @@ class Dask:
         self.ops = formulas.Ops(xp)
         self.chunks = numpy_backend()  #: evaluates each chunk
 
-    def __repr__(self) -> str:
-        return "<xbce backend Dask>"
-
     def loss(self, call: Call) -> Array:
         call = call._replace(lazy=True)
         _checks.arguments(_known_lengths(call), self)

@@ -150,9 +150,6 @@ class Jax:
     devices = None  # JAX moves uncommitted arrays itself
     ops = OPS
 
-    def __repr__(self) -> str:
-        return "<xbce backend Jax>"
-
     def loss(self, call: Call) -> Array:
         x, t = call.input, call.target
         # concrete arrays inside a trace (closed over by a jitted function, or handed
@@ -173,10 +170,6 @@ class Jax:
         return formulas.gradient(call, OPS)
 
 
-def _live(t: Any) -> bool:
-    return not isinstance(t, SymbolicZero)
-
-
 @partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
 def _loss(loss: Loss, reduction: str, lazy: bool, x: Any, t: Any, w: Any, p: Any) -> Any:
     return formulas.loss(Call(loss, x, t, w, p, reduction, lazy=lazy), OPS)
@@ -189,7 +182,7 @@ def _loss_jvp(loss: Loss, reduction: str, lazy: bool, primals: Any, tangents: An
     x, t, w, p = primals
     xt, tt, wt, pt = tangents
     for name, tangent in (("weight", wt), ("pos_weight", pt)):
-        if tangent is not None and _live(tangent):
+        if tangent is not None and not isinstance(tangent, SymbolicZero):
             raise TypeError(
                 f"The function '{loss.name}' is not differentiable with respect to "
                 f"argument '{name}' (PyTorch refuses it too)."
@@ -198,7 +191,7 @@ def _loss_jvp(loss: Loss, reduction: str, lazy: bool, primals: Any, tangents: An
     count = formulas.mean_count(reduction, x)
     parts = []
     for wrt, tangent in (("input", xt), ("target", tt)):
-        if _live(tangent):
+        if not isinstance(tangent, SymbolicZero):
             terms = loss.grad_terms(wrt, x, t, w, p, count, OPS)
             part = formulas.apply_tangent(tangent, terms, OPS)
             # BCE-with-logits: the input's part in the loss's (target's) dtype

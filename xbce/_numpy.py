@@ -66,9 +66,6 @@ class NumPy:
         self.threads = _blocks.cores()
         self._np = np  # NumPy's ops on 0-d arrays give scalars: made 0-d arrays again
 
-    def __repr__(self) -> str:
-        return "<xbce backend NumPy>"
-
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled by name (Dask sends it to its workers with each chunk task)."""
         return (backend, ())

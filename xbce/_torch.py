@@ -69,9 +69,6 @@ class Torch:
     ops = OPS
     grad_enabled = staticmethod(torch.is_grad_enabled)
 
-    def __repr__(self) -> str:
-        return "<xbce backend Torch>"
-
     def loss(self, call: Call) -> Array:
         compiling = torch.compiler.is_compiling()  # one graph, values never read
         if compiling or _any_autocast is None or _any_autocast():
