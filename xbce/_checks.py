@@ -65,10 +65,9 @@ def arrays(**named: object) -> None:
             raise TypeError(f"{name} must be an array, not {type(a).__name__}")
 
 
-def same_shape(x: Array, y: Array, *, logits: bool) -> None:
-    """torch.nn.functional's shape check: no broadcasting between input and target."""
-    if tuple(x.shape) == tuple(y.shape):
-        return
+def different_shapes(x: Array, y: Array, *, logits: bool) -> None:
+    """torch.nn.functional's error for a target not of the input's shape (there is no
+    broadcasting between input and target)."""
     if logits:
         msg = f"Target size ({y.shape}) must be the same as input size ({x.shape})"
     else:
@@ -167,8 +166,10 @@ def pos_weight_castable(p: Array, x: Array, t: Array, lib: Library) -> None:
     raise UnsupportedDtypeError(_messages.cannot_cast(product, x.dtype, lib.torch_wording))
 
 
-def refuse_gradients(call: Call) -> None:
+def refuse_gradients(call: Call, lib: Library) -> None:
     """torch refuses ``weight``/``pos_weight`` that require grad (under grad mode)."""
+    if lib.grad_enabled is None or not lib.grad_enabled():
+        return
     for name, a in (("weight", call.weight), ("pos_weight", call.pos_weight)):
         if a is not None and a.requires_grad:
             raise RuntimeError(
@@ -220,12 +221,11 @@ def arguments(call: Call, lib: Library) -> None:
     x, t, weight, pos_weight = call.input, call.target, call.weight, call.pos_weight
     logits = call.loss.logits
     if x.shape != t.shape:
-        same_shape(x, t, logits=logits)
+        different_shapes(x, t, logits=logits)
     shape = tuple(x.shape)
     if logits:
-        if (weight is not None or pos_weight is not None) and lib.grad_enabled is not None \
-                and lib.grad_enabled():
-            refuse_gradients(call)
+        if weight is not None or pos_weight is not None:
+            refuse_gradients(call, lib)
         if x.dtype not in lib.ops.floating_dtypes:
             floating(x, "log_sigmoid", lib)
         if lib.devices is not None:  # ``(pos_weight - 1).mul(target)``, then ``.mul_(input)``
@@ -242,8 +242,7 @@ def arguments(call: Call, lib: Library) -> None:
     else:
         if weight is not None:
             broadcasts_into(weight, shape, lib, into="shapes")
-        if weight is not None and lib.grad_enabled is not None and lib.grad_enabled():
-            refuse_gradients(call)
+            refuse_gradients(call, lib)
         if lib.devices is not None:  # TensorIterator: device, then dtype
             lib.devices(call)
         if x.dtype != t.dtype:

@@ -135,7 +135,8 @@ def _checked_chunk(loss: Loss, chunks: NumPy, x: Array, t: Array, w: Array | Non
     Runs inside the chunk's own task at compute time: an error reaches ``compute()``
     with torch's class and message, without another pass or graph layer. Blocks of
     arrays of unknown size have their shapes compared here."""
-    _checks.same_shape(x, t, logits=loss.logits)
+    if x.shape != t.shape:
+        _checks.different_shapes(x, t, logits=loss.logits)
     if not loss.logits:
         _checks.unit_interval(x, t, chunks)
     return loss.elementwise(x, t, w, p, ops)

@@ -335,10 +335,11 @@ def _weight_as_expanded(weight: Array, like: Array, ops: Ops) -> Array:
     return weight
 
 
-def _float_pos_weight(pos_weight: Array, t: Array, ops: Ops) -> Array:
-    if pos_weight.dtype in ops.floating_dtypes or ops.floating(pos_weight.dtype):
-        return pos_weight
-    return ops.astype(pos_weight, t.dtype)  # integer pos_weight: torch promotes to t's
+def _float_pos_weight(p: Array | None, t: Array, ops: Ops) -> Array | None:
+    """``pos_weight`` as torch promotes it: an integer one to the target's dtype."""
+    if p is None or p.dtype in ops.floating_dtypes or ops.floating(p.dtype):
+        return p
+    return ops.astype(p, t.dtype)
 
 
 class _Loss:
@@ -414,8 +415,8 @@ class _BCEWithLogits(_Loss):
                     ops: Ops) -> Array:
         """``((1 - t) * x - log_sigmoid(x) * (1 + (p - 1) * t)) * weight``."""
         ls = ops.log_sigmoid(x)
+        p = _float_pos_weight(p, t, ops)
         if p is not None:
-            p = _float_pos_weight(p, t, ops)
             log_weight = _rounded(_torch_op(p - 1.0, t, "mul", ops, in_place=False), ops) + 1.0
             ls = _rounded(_torch_op(ls, log_weight, "mul", ops, in_place=True), ops)
         out = _torch_op(1.0 - t, x, "mul", ops, in_place=True)
@@ -433,10 +434,10 @@ class _BCEWithLogits(_Loss):
         without ``pos_weight``. ``in_place=False``: the out-of-place ops torch uses when
         it records the backward (grad mode on, ``torch.func``/``torch.compile``), which
         promote; only mixed dtypes tell them apart."""
+        p = _float_pos_weight(p, t, ops)
         if wrt == "target":
             if p is None:
                 return GradTerms(-x, None, w, count, t.dtype, grad_in_place=False)
-            p = _float_pos_weight(p, t, ops)
             scaled = _rounded(_torch_op(ops.log_sigmoid(x), p, "mul", ops, in_place=in_place),
                               ops)
             coef = _torch_op(ops.log_sigmoid(-x), scaled, "sub", ops, in_place=in_place)
@@ -445,8 +446,7 @@ class _BCEWithLogits(_Loss):
         if p is None:
             coef = _torch_op(sig, t, "sub", ops, in_place=in_place)
         else:
-            pt = _rounded(_torch_op(_float_pos_weight(p, t, ops), t, "mul", ops,
-                                    in_place=False), ops)
+            pt = _rounded(_torch_op(p, t, "mul", ops, in_place=False), ops)
             coef = _torch_op(pt + 1.0, t, "sub", ops, in_place=in_place)
             coef = _rounded(_torch_op(coef, sig, "mul", ops, in_place=in_place), ops)
             coef = _torch_op(coef, pt, "sub", ops, in_place=in_place)

@@ -189,16 +189,16 @@ def _loss_jvp(loss: Loss, reduction: str, lazy: bool, primals: Any, tangents: An
             )
     out = _loss(loss, reduction, lazy, x, t, w, p)
     count = formulas.mean_count(reduction, x)
-    parts = []
+    total = None
     for wrt, tangent in (("input", xt), ("target", tt)):
         if not isinstance(tangent, SymbolicZero):
             terms = loss.grad_terms(wrt, x, t, w, p, count, OPS)
             part = formulas.apply_tangent(tangent, terms, OPS)
             # BCE-with-logits: the input's part in the loss's (target's) dtype
-            parts.append(part.astype(out.dtype) if loss.logits and wrt == "input" else part)
-    if not parts:
+            part = part.astype(out.dtype) if loss.logits and wrt == "input" else part
+            total = part if total is None else total + part
+    if total is None:
         return out, jnp.zeros_like(out)
-    total = parts[0] if len(parts) == 1 else parts[0] + parts[1]
     summed = formulas.NONE if reduction == formulas.NONE else formulas.SUM
     # plain ``jnp`` (its sum is linear in the tangent, which JAX must transpose;
     # :func:`_sum`'s ``where`` is not)

@@ -26,7 +26,8 @@ from typing import Any
 
 from . import _blocks, _checks, _private
 from . import _formulas as formulas
-from ._typing import Array, Call, Namespace
+from ._compat import array_namespace
+from ._typing import Array, Call
 
 _NO_CONTEXT = contextlib.nullcontext()
 
@@ -52,13 +53,13 @@ class NumPy:
     devices = None  # one device
     grad_enabled = None  # no autodiff records a weight's gradient
 
-    def __init__(self, xp: Namespace) -> None:
-        np = sys.modules["numpy"]
-        whole = {"axis": None}
+    def __init__(self) -> None:
+        import numpy as np
+
         self.ops = formulas.Ops(
-            xp, minimum=np.minimum, clamp_min=np.maximum, clamp_max=np.minimum,
-            sum=partial(np.add.reduce, **whole), min=partial(np.minimum.reduce, **whole),
-            max=partial(np.maximum.reduce, **whole),
+            array_namespace(np.empty(0)), minimum=np.minimum, clamp_min=np.maximum,
+            clamp_max=np.minimum, sum=partial(np.add.reduce, axis=None),
+            min=partial(np.minimum.reduce, axis=None), max=partial(np.maximum.reduce, axis=None),
         )
         self.ops.log = self.ops.log_via_float64
         if not has_vector_log1p():
@@ -104,8 +105,4 @@ def _c_contiguous(a: Array) -> bool:
 @functools.cache
 def backend() -> NumPy:
     """The backend of NumPy arrays (made on first use)."""
-    import numpy as np
-
-    from ._compat import array_namespace
-
-    return NumPy(array_namespace(np.empty(0)))
+    return NumPy()

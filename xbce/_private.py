@@ -32,12 +32,9 @@ from typing import Any
 def _lookup(module: str, *attributes: str) -> Any:
     """``module.attr1.attr2...``, or ``None`` where any part is missing."""
     try:
-        value: Any = importlib.import_module(module)
-        for name in attributes:
-            value = getattr(value, name)
+        return functools.reduce(getattr, attributes, importlib.import_module(module))
     except (ImportError, AttributeError):
         return None
-    return value
 
 
 #: (module, attributes) of every private symbol used, for ``tests/test_private.py``
@@ -55,10 +52,7 @@ SYMBOLS = {
 def torch_functions() -> tuple[Callable[[Any], bool], Callable[[], bool], Any]:
     """``(is_wrapped(tensor), transforms_active(), any_autocast or None)``."""
     active = _lookup(*SYMBOLS["torch_transforms_active"]) or (lambda: False)
-    wrapped = _lookup(*SYMBOLS["torch_is_wrapped"])
-    if wrapped is None:
-        def wrapped(tensor: Any) -> bool:
-            return bool(active())
+    wrapped = _lookup(*SYMBOLS["torch_is_wrapped"]) or (lambda tensor: bool(active()))
     return wrapped, active, _lookup(*SYMBOLS["torch_any_autocast"])
 
 
