@@ -79,21 +79,24 @@ def _hook_names() -> list[str]:
 
 HOOK = '''\
 """Hook read by the vendored xbce (and array-api-extra): use *our* array_api_compat."""
-from .array_api_compat import *  # noqa: F403
-from .array_api_compat import {names}  # the names xbce/_compat.py needs
+from .{compat} import *  # noqa: F403
+from .{compat} import {names}  # the names xbce/_compat.py needs
 '''
 
 
-def _build(root: Path, *, hook: bool) -> Path:
+def _build(root: Path, *, hook: bool, compat: str = "array_api_compat") -> Path:
+    """``mylib/_vendored/`` with xbce and array_api_compat copied in (the latter under the
+    name ``compat``), and the hook if asked for."""
     vendored = root / "mylib" / "_vendored"
     vendored.mkdir(parents=True)
     (root / "mylib" / "__init__.py").write_text("")
     (vendored / "__init__.py").write_text("")
     shutil.copytree(XBCE_SRC, vendored / "xbce", ignore=IGNORE)
-    shutil.copytree(_package_dir("array_api_compat"), vendored / "array_api_compat", ignore=IGNORE)
+    shutil.copytree(_package_dir("array_api_compat"), vendored / compat, ignore=IGNORE)
     if hook:
         names = ", ".join(_hook_names())
-        (vendored / "_array_api_compat_vendor.py").write_text(HOOK.format(names=names))
+        hook_text = HOOK.format(names=names, compat=compat)
+        (vendored / "_array_api_compat_vendor.py").write_text(hook_text)
     return root
 
 
@@ -240,6 +243,8 @@ def test_probe_cannot_see_an_installed_xbce(tmp_path: Path) -> None:
 #: the front ends a vendor may leave out (docs/vendoring.md): the core works without them
 FRONT_ENDS = ("_explain.py", "conventions.py", "_checkify.py", "_modules.py", "_cli.py",
               "__main__.py", "_requires.py", "torch.py", "keras.py", "running.py")
+#: and the backends a vendor may leave out when it never sees their arrays
+OPTIONAL_BACKENDS = ("_dask.py", "_array_api.py")
 
 CORE_PROBE = """
 import json
@@ -282,19 +287,23 @@ def _core_probe(root: Path) -> dict[str, Any]:
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("front_ends", [True, False], ids=["whole", "core-only"])
-def test_vendored_xbce_mixed_numpy_and_torch(tmp_path: Path, front_ends: bool) -> None:
+@pytest.mark.parametrize(("front_ends", "compat"), [
+    (True, "array_api_compat"), (False, "array_api_compat"), (True, "aac_copy")],
+    ids=["whole", "core-only", "compat-renamed"])
+def test_vendored_xbce_mixed_numpy_and_torch(tmp_path: Path, front_ends: bool,
+                                             compat: str) -> None:
     """A NumPy ``weight``/``pos_weight`` next to torch tensors, in a copy whose
     array_api_compat is vendored too (the namespaces' names then start with
-    ``mylib._vendored.array_api_compat``): converted to torch as in the installed
-    package, with torch's values and gradient. ``core-only`` copies xbce without its
-    front ends (:data:`FRONT_ENDS`)."""
+    ``mylib._vendored.array_api_compat``, or ``mylib._vendored.aac_copy`` where the
+    vendor renamed it): converted to torch as in the installed package, with torch's
+    values and gradient. ``core-only`` copies xbce without its front ends
+    (:data:`FRONT_ENDS`) and without the Dask and generic backends."""
     import torch
     import torch.nn.functional as F
 
-    root = _build(tmp_path, hook=True)
+    root = _build(tmp_path, hook=True, compat=compat)
     if not front_ends:
-        for name in FRONT_ENDS:
+        for name in FRONT_ENDS + OPTIONAL_BACKENDS:
             (root / "mylib" / "_vendored" / "xbce" / name).unlink()
     out = _core_probe(root)
     assert not _top_level(out["modules"], "array_api_compat")
