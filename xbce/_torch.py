@@ -45,8 +45,9 @@ _is_wrapped, _transforms_active, _any_autocast = _private.torch_functions()
 
 
 def _extrema(a: Array) -> tuple[Any, Any]:
-    """``aminmax`` of ``a`` (detached: no graph); read as Python floats on the CPU."""
-    low, high = torch.aminmax(a.detach())
+    """``aminmax`` of ``a`` (detached where it requires grad: no graph); read as Python
+    floats on the CPU."""
+    low, high = torch.aminmax(a.detach() if a.requires_grad else a)
     return (low.item(), high.item()) if a.is_cpu else (low, high)
 
 
