@@ -9,11 +9,49 @@ raises no torch-like error of its own: :func:`devices` raises torch's.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from . import _checks
 from . import _formulas as formulas
 from ._compat import device, is_lazy_array
 from ._numpy import quiet
 from ._typing import Array, Call, Namespace
+
+
+def known(n: object) -> bool:
+    """Whether an axis length is known: a lazy array writes an unknown one as None (the
+    array API standard) or NaN (Dask, after boolean masking or from a dataframe)."""
+    return n is not None and n == n
+
+
+class _Shaped(NamedTuple):
+    """What the argument checks read of an array: its shape, dtype, rank and device."""
+
+    shape: tuple[int, ...]
+    dtype: Any
+    ndim: int
+    device: Any
+
+
+def known_lengths(call: Call) -> Call:
+    """The call as the argument checks see it where a length is unknown: each unknown
+    length is the first known one other than 1 on that axis (right-aligned) among the
+    input, target, weight, pos_weight and grad_output, else 1, so that torch's rules
+    judge only what is known (the values, and with them the true lengths, are compared
+    when the arrays are computed: Dask's chunk kernels check each block)."""
+    arrays = (call.input, call.target, call.weight, call.pos_weight, call.grad)
+    present = [a for a in arrays if a is not None]
+    if all(known(n) for a in present for n in a.shape):
+        return call
+    rank = max(a.ndim for a in present)
+    common = [next((a.shape[i - rank] for a in present
+                    if a.ndim >= rank - i and known(a.shape[i - rank]) and a.shape[i - rank] != 1),
+                   1) for i in range(rank)]
+    shaped = [None if a is None else _Shaped(
+        tuple(n if known(n) else common[rank - a.ndim + k] for k, n in enumerate(a.shape)),
+        a.dtype, a.ndim, getattr(a, "device", None)) for a in arrays]
+    return call._replace(input=shaped[0], target=shaped[1], weight=shaped[2],
+                         pos_weight=shaped[3], grad=shaped[4])
 
 
 def same_device(*arrays: Array | None) -> None:
@@ -62,11 +100,11 @@ class ArrayAPI:
     def loss(self, call: Call) -> Array:
         if is_lazy_array(call.input) or is_lazy_array(call.target):
             call = call._replace(lazy=True)
-        _checks.arguments(call, self)
+        _checks.arguments(known_lengths(call) if call.lazy else call, self)
         with quiet():
             return formulas.loss(call, self.ops)
 
     def gradient(self, call: Call) -> Array:
-        _checks.arguments(call, self)
+        _checks.arguments(known_lengths(call), self)
         with quiet():
             return formulas.gradient(call, self.ops)

@@ -6,20 +6,20 @@ checks (``_checks``), then the formulas (``_formulas``) on the primitives it cho
 (its ``ops``), or blocks of them (``_blocks``). Nothing calls back into the backend.
 Each lives in its own module, imported when its library's arrays first arrive:
 
-=====================  ===============================================================
-backend                its call path
-=====================  ===============================================================
-``_numpy.NumPy``       checks with values, the formulas; large arrays in blocks on a
-                       thread pool; NumPy's own primitives where they are faster or
-                       closer to glibc's; 0-d results are arrays
-``_torch.Torch``       autograd, ``torch.compile``, ``torch.func``, autocast; large CPU
-                       tensors in blocks
-``_jax.Jax``           ``jax.custom_jvp`` with torch's gradients, ``jit``, checkify
-``_dask.Dask``         one ``map_blocks`` of checked NumPy chunk kernels
-``_array_api.ArrayAPI``  any other library array-api-compat knows (CuPy,
-                       array-api-strict, ...): checks (values unless array-api-compat
-                       calls the arrays lazy), the formulas in one go
-=====================  ===============================================================
+=========================  =========================================================
+backend                    its call path
+=========================  =========================================================
+``_numpy.NumPy``           checks with values, the formulas; large arrays in blocks on
+                           a thread pool; NumPy's own primitives where they are faster
+                           or closer to glibc's; 0-d results are arrays
+``_torch.Torch``           autograd, ``torch.compile``, ``torch.func``, autocast; large
+                           CPU tensors in blocks
+``_jax.Jax``               ``jax.custom_jvp`` with torch's gradients, ``jit``, checkify
+``_dask.Dask``             one ``map_blocks`` of checked NumPy chunk kernels
+``_array_api.ArrayAPI``    any other library array-api-compat knows (CuPy,
+                           array-api-strict, ...): checks (values unless
+                           array-api-compat calls the arrays lazy), the formulas in one go
+=========================  =========================================================
 
 The explicit ``*_backward`` functions give gradients on every backend. NumPy arrays and
 Python scalars that join another library's arrays are converted to it

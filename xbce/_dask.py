@@ -11,48 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import _checks
 from . import _formulas as formulas
+from ._array_api import known, known_lengths
 from ._numpy import NumPy, quiet
 from ._numpy import backend as numpy_backend
 from ._typing import Array, Call, Loss, Namespace
-
-
-def known(n: object) -> bool:
-    """Whether an axis length is known: Dask writes an unknown one as NaN (after boolean
-    masking, or from a dataframe without computed lengths)."""
-    return n is not None and n == n
-
-
-class _Shaped(NamedTuple):
-    """What the argument checks read of an array: its shape, dtype and rank."""
-
-    shape: tuple[int, ...]
-    dtype: Any
-    ndim: int
-
-
-def _known_lengths(call: Call) -> Call:
-    """The call as the argument checks see it where a length is unknown: each unknown
-    length is the first known one other than 1 on that axis (right-aligned) among the
-    input, target, weight, pos_weight and grad_output, else 1, so that torch's rules
-    judge only what is known. The chunk kernels compare the blocks' shapes when they
-    are computed (:func:`_checked_chunk`)."""
-    arrays = (call.input, call.target, call.weight, call.pos_weight, call.grad)
-    present = [a for a in arrays if a is not None]
-    if all(known(n) for a in present for n in a.shape):
-        return call
-    rank = max(a.ndim for a in present)
-    common = [next((a.shape[i - rank] for a in present
-                    if a.ndim >= rank - i and known(a.shape[i - rank]) and a.shape[i - rank] != 1),
-                   1) for i in range(rank)]
-    shaped = [None if a is None else _Shaped(
-        tuple(n if known(n) else common[rank - a.ndim + k] for k, n in enumerate(a.shape)),
-        a.dtype, a.ndim) for a in arrays]
-    return call._replace(input=shaped[0], target=shaped[1], weight=shaped[2],
-                         pos_weight=shaped[3], grad=shaped[4])
 
 
 class Dask:
@@ -69,14 +35,14 @@ class Dask:
 
     def loss(self, call: Call) -> Array:
         call = call._replace(lazy=True)
-        _checks.arguments(_known_lengths(call), self)
+        _checks.arguments(known_lengths(call), self)
         x, t = call.input, call.target
         fn = partial(_checked_chunk, call.loss, self.chunks)
         out = self._map_blocks(fn, x, call, call.loss.dtype(x, t))
         return out if call.reduction == formulas.NONE else self._reduce(out, call.reduction)
 
     def gradient(self, call: Call) -> Array:
-        _checks.arguments(_known_lengths(call), self)
+        _checks.arguments(known_lengths(call), self)
         like = call.input if call.wrt == "input" else call.target
         # the chain ends with torch's ``/ numel`` of the whole array
         count = formulas.mean_count(call.reduction, like)
