@@ -75,8 +75,9 @@ class Torch:
         if compiling or _any_autocast is None or _any_autocast():
             call = _autocast(call)
         x, t, w, p = call.input, call.target, call.weight, call.pos_weight
-        # ``unread(x, t)`` written inline: a helper's frame, entered eagerly after a graph
-        # break, is one Dynamo tries to compile (and the functorch test is not traceable)
+        # values never read: torch.func wrappers and meta tensors (written inline: a
+        # helper's frame, entered eagerly after a graph break, is one Dynamo tries to
+        # compile, and the functorch test is not traceable; compiling is asked first)
         lazy = compiling or call.lazy or bool(
             _is_wrapped(x) or _is_wrapped(t) or x.is_meta or t.is_meta)
         if lazy and not call.lazy:
