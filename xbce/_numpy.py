@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -75,27 +76,30 @@ class NumPy:
         _checks.arguments(call, self)
         x, loss = call.input, call.loss
         if x.size < _blocks.BLOCKED_FROM:
-            with quiet():
-                out = formulas.loss(call, self.ops)
-        else:
-            out = _blocks.reduced(loss.elementwise, x, call[1:5], loss.dtype(x, call.target),
-                                  call.reduction, self.ops, threads=self.threads,
-                                  contiguous=_c_contiguous, quiet=quiet)
-        return self._np.asarray(out) if isinstance(out, self._np.generic) else out
+            return self._evaluated(formulas.loss, call)
+        return self._blocked(loss.elementwise, x, call[1:5], loss.dtype(x, call.target),
+                             call.reduction)
 
     def gradient(self, call: Call) -> Array:
         _checks.arguments(call, self)
         like = call.input if call.wrt == "input" else call.target
         if like.size < _blocks.BLOCKED_FROM:
-            with quiet():
-                out = formulas.gradient(call, self.ops)
-        else:
-            fn = partial(formulas.elementwise_gradient, call.loss, str(call.wrt),
-                         formulas.mean_count(call.reduction, like))
-            out = _blocks.reduced(fn, like, (call.grad, *call[1:5]), like.dtype, formulas.NONE,
-                                  self.ops, threads=self.threads, contiguous=_c_contiguous,
-                                  quiet=quiet)
+            return self._evaluated(formulas.gradient, call)
+        fn = partial(formulas.elementwise_gradient, call.loss, str(call.wrt),
+                     formulas.mean_count(call.reduction, like))
+        return self._blocked(fn, like, (call.grad, *call[1:5]), like.dtype, formulas.NONE)
+
+    def _evaluated(self, whole: Callable[[Call, formulas.Ops], Array], call: Call) -> Array:
+        """``whole(call, ops)`` on whole arrays, a 0-d result as an array."""
+        with quiet():
+            out = whole(call, self.ops)
         return self._np.asarray(out) if isinstance(out, self._np.generic) else out
+
+    def _blocked(self, fn: Callable[..., Array], like: Array,
+                 arrays: tuple[Array | None, ...], dtype: Any, reduction: str) -> Array:
+        """``fn`` on blocks of ``arrays`` (``_blocks.reduced``: a 0-d result is an array)."""
+        return _blocks.reduced(fn, like, arrays, dtype, reduction, self.ops, threads=self.threads,
+                               contiguous=_c_contiguous, quiet=quiet)
 
 
 def _c_contiguous(a: Array) -> bool:

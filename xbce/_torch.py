@@ -256,8 +256,7 @@ class _EagerLoss(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, x: Array, t: Array, w: Array, p: Array, loss: Loss, reduction: str, lazy: bool
     ) -> Array:
-        ctx.save_for_backward(x, t, w, p)
-        ctx.loss, ctx.reduction, ctx.lazy = loss, reduction, lazy
+        _Compiled.setup_context(ctx, (x, t, w, p, loss, reduction, lazy), None)
         if _private.torch_forward_ad_active():  # only a JVP reads them (costly otherwise)
             ctx.save_for_forward(x, t, w, p)
         return _forward(Call(loss, x, t, w, p, reduction, lazy=lazy))
